@@ -1,0 +1,384 @@
+"""``attach(model, config)``: MIGU on any ``torch.nn.Module``, reversibly, through hooks only.
+
+Between two optimizer steps, forward hooks add up each target layer's output magnitudes (all
+micro-batches of a gradient-accumulation cycle, one mask per step as in the official code). At step
+time the magnitudes are averaged across data-parallel ranks, the ``floor(T * d_out)`` weakest units
+of each layer are masked, and their gradient rows zeroed (``mode="grad"``) or, in addition, their
+weights and optimizer state kept exactly as they were (``mode="strict"``).
+
+Nothing global is patched: the handle owns its hooks and removes exactly those.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from migu.core.config import MiguConfig
+from migu.core.distributed import UNSUPPORTED_SETUP_HELP, average_across_ranks, check_supported_setup
+from migu.core.magnitude import output_magnitude
+from migu.core.mask import keep_mask, mask_gradient_, num_masked
+from migu.core.strict import RowSnapshot, restore_rows, snapshot_rows
+from migu.core.targets import MaskedUnit, find_units, token_stream
+from migu.core.token_mask import TokenMasks
+
+__all__ = ["MiguHandle", "attach"]
+
+# Parameters already under a live handle, by id (tensors cannot be dict keys by value): attaching
+# twice, or to a parent and its child, is an error. Weak references: a dropped model frees its entries.
+_ATTACHED: dict[int, weakref.ref[MiguHandle]] = {}
+
+
+def _owner(param: torch.Tensor) -> MiguHandle | None:
+    ref = _ATTACHED.get(id(param))
+    handle = ref() if ref is not None else None
+    return handle if handle is not None and handle._attached else None
+
+
+def _in_backward() -> bool:
+    """True while autograd runs a backward pass (activation checkpointing re-runs forwards there)."""
+    graph_task_id = getattr(torch._C, "_current_graph_task_id", None)
+    return graph_task_id is not None and graph_task_id() != -1
+
+
+def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    """The ``torch.optim.Optimizer`` inside wrappers such as accelerate's ``AcceleratedOptimizer``."""
+    inner = optimizer
+    while not isinstance(inner, torch.optim.Optimizer) and hasattr(inner, "optimizer"):
+        inner = inner.optimizer
+    if not isinstance(inner, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer= must be a torch.optim.Optimizer (or a wrapper with an .optimizer attribute), "
+            f"got {type(optimizer).__name__}."
+        )
+    return inner
+
+
+def _encoder_decoder_prefixes(model: nn.Module) -> tuple[list[str], list[str]]:
+    """Qualified names of the encoder and decoder stacks of an encoder-decoder model, else empty."""
+    names = {id(m): n for n, m in model.named_modules()}
+    enc, dec = [], []
+    for name, module in model.named_modules():
+        config = getattr(module, "config", None)
+        if getattr(config, "is_encoder_decoder", False) and hasattr(module, "get_encoder"):
+            encoder, decoder = module.get_encoder(), getattr(module, "get_decoder", lambda: None)()
+            if encoder is not None and id(encoder) in names:
+                enc.append(names[id(encoder)])
+            if decoder is not None and id(decoder) in names:
+                dec.append(names[id(decoder)])
+            break
+    return enc, dec
+
+
+class _Source:
+    """Running magnitudes of one module's output since the last optimizer step."""
+
+    __slots__ = ("name", "stream", "total", "calls")
+
+    def __init__(self, name: str, stream: str) -> None:
+        self.name = name
+        self.stream = stream
+        self.total: torch.Tensor | None = None  # (d_out,) float32
+        self.calls = 0
+
+
+class MiguHandle:
+    """MIGU attached to a model. Create it with :func:`attach`.
+
+    Attributes:
+        model: The model the hooks are on.
+        config: The configuration.
+        units: The masked weights (see :class:`migu.core.targets.MaskedUnit`).
+        enabled: While False, no magnitudes are recorded and no mask is applied (training proceeds
+            as without MIGU); setting it drops magnitudes recorded so far.
+        magnitudes: Per source module name, the ``(d_out,)`` magnitudes behind the last mask
+            (after averaging across ranks).
+        masks: Per unit name, the ``(d_out,)`` bool mask of the last step, True = updated.
+        steps: Number of optimizer steps masked so far.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: MiguConfig,
+        optimizer: Any | None = None,
+        process_group: Any | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"migu.attach expects a torch.nn.Module, got {type(model).__name__}.")
+        if not isinstance(config, MiguConfig):
+            raise TypeError(f"config must be a migu.MiguConfig, got {type(config).__name__}.")
+        if config.mode == "strict" and optimizer is None:
+            raise ValueError(
+                "MiguConfig(mode='strict') restores masked rows after the optimizer step, so it needs "
+                "the optimizer: call migu.attach(model, config, optimizer=opt)."
+            )
+        self.model = model
+        self.config = config
+        self.units: list[MaskedUnit] = find_units(model, config)
+        self._optimizer = _unwrap_optimizer(optimizer) if optimizer is not None else None
+        check_supported_setup(model, [u.weight for u in self.units], optimizer)
+        for unit in self.units:
+            for p in (unit.weight, unit.bias):
+                if p is not None and _owner(p) is not None:
+                    raise RuntimeError(
+                        f"MIGU is already attached to {unit.name!r} (through another handle on this model or "
+                        "a module containing it). Call handle.remove() on the first one before attaching again."
+                    )
+        self._attached = True
+        self._group = process_group
+        self._enabled = True
+        self.magnitudes: dict[str, torch.Tensor] = {}
+        self.masks: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self._token_masks = TokenMasks()
+        self._hooks: list[RemovableHandle] = []
+        self._snapshots: list[RowSnapshot] = []
+        self._warned_no_padding_mask = False
+
+        enc, dec = _encoder_decoder_prefixes(model)
+        modules = dict(model.named_modules())
+        self._sources: dict[str, _Source] = {}
+        for unit in self.units:
+            if unit.source not in self._sources:
+                source = _Source(unit.source, token_stream(unit.source, enc, dec))
+                self._sources[unit.source] = source
+                self._hooks.append(modules[unit.source].register_forward_hook(self._make_hook(source)))
+        if config.ignore_padding:
+            self._hooks.append(model.register_forward_pre_hook(self._token_masks.capture, with_kwargs=True))
+            self._hooks.append(
+                model.register_forward_hook(self._token_masks.release, with_kwargs=True, always_call=True)
+            )
+        if self._optimizer is not None:
+            self._hooks.append(self._optimizer.register_step_pre_hook(self._before_step))
+            if config.mode == "strict":
+                self._hooks.append(self._optimizer.register_step_post_hook(self._after_step))
+        for unit in self.units:
+            for p in (unit.weight, unit.bias):
+                if p is not None:
+                    _ATTACHED[id(p)] = weakref.ref(self)
+
+    # ------------------------------------------------------------------ recording
+    def _make_hook(self, source: _Source):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            # Only training forwards count: evaluation under no_grad and checkpoint recomputation
+            # inside backward would otherwise add to (or double) the magnitudes.
+            if not self._enabled or not torch.is_grad_enabled() or _in_backward():
+                return
+            y = output[0] if isinstance(output, tuple | list) else output  # (..., d_out)
+            m = output_magnitude(y, self._padding_mask_for(source, y), self.config.normalize)  # (d_out,)
+            source.total = m if source.total is None else source.total.add_(m)
+            source.calls += 1
+
+        return hook
+
+    def _padding_mask_for(self, source: _Source, y: torch.Tensor) -> torch.Tensor | None:
+        if not self.config.ignore_padding:
+            return None
+        mask = self._token_masks.get(source.stream)
+        if mask is None:
+            if not self._warned_no_padding_mask:
+                warnings.warn(
+                    "MiguConfig(ignore_padding=True) but the model was called without an attention_mask "
+                    "keyword argument: every position counts. Pass attention_mask=... to the model call "
+                    "or set one with handle.set_token_mask(mask).",
+                    stacklevel=3,
+                )
+                self._warned_no_padding_mask = True
+            return None
+        if tuple(mask.shape) != tuple(y.shape[:-1]):
+            raise RuntimeError(
+                f"MIGU padding mask of shape {tuple(mask.shape)} ({source.stream} tokens) does not fit the "
+                f"output of {source.name!r} of shape {tuple(y.shape)}. Set the right mask for this call with "
+                "handle.set_token_mask(mask, stream=...), or use MiguConfig(ignore_padding=False)."
+            )
+        return mask
+
+    def set_token_mask(self, mask: torch.Tensor | None, stream: str = "main") -> None:
+        """Set by hand which positions count (nonzero) for ``stream``; ``None`` clears it.
+
+        Needed only when the model is not called with an ``attention_mask`` keyword argument.
+
+        Args:
+            mask: ``(B, T)`` for the token stream's layers.
+            stream: ``"main"`` (encoder-only / decoder-only models), ``"encoder"`` or ``"decoder"``.
+        """
+        if stream not in ("main", "encoder", "decoder"):
+            raise ValueError(f"stream={stream!r} must be 'main', 'encoder' or 'decoder'.")
+        self._token_masks.set_manual(mask, stream)
+
+    # ------------------------------------------------------------------ masking
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = bool(value)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop the magnitudes recorded since the last step (e.g. after forwards that should not count)."""
+        for source in self._sources.values():
+            source.total, source.calls = None, 0
+
+    def _gather_magnitudes(self) -> dict[str, torch.Tensor]:
+        """This step's magnitudes per source, averaged across ranks; sources never called are left out."""
+        sources = list(self._sources.values())
+        device = next((s.total.device for s in sources if s.total is not None), None)
+        if device is None:
+            device = self.units[0].weight.device
+        sizes = [self._source_width(s) for s in sources]
+        parts = [s.total if s.total is not None else torch.zeros(n, device=device) for s, n in zip(sources, sizes)]
+        calls = torch.tensor([float(s.calls) for s in sources], device=device)
+        # One collective for all layers: magnitudes and call counts in one flat buffer.
+        flat = torch.cat([*parts, calls])
+        if self.config.sync_distributed:
+            average_across_ranks(flat, self._group)
+        chunks = torch.split(flat, [*sizes, len(sources)])
+        called = chunks[-1] > 0
+        return {s.name: chunks[i] for i, s in enumerate(sources) if bool(called[i])}
+
+    def _source_width(self, source: _Source) -> int:
+        if source.total is not None:
+            return source.total.shape[0]
+        unit = next(u for u in self.units if u.source == source.name)
+        return unit.num_units
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Mask this step's gradients from the magnitudes recorded since the last call.
+
+        Called automatically before ``optimizer.step()`` when the handle was given the optimizer;
+        otherwise call it after ``backward()`` and before ``step()``. A layer with no training
+        forward since the last call is left unmasked.
+
+        Raises:
+            RuntimeError: a target gradient is not a full tensor (sharded training).
+        """
+        if not self._attached:
+            raise RuntimeError("This MIGU handle was removed; attach again to use it.")
+        if not self._enabled:
+            self.reset()
+            return
+        magnitudes = self._gather_magnitudes()
+        self.reset()
+        keeps = self._keep_masks(magnitudes)
+        self.magnitudes = magnitudes
+        self.masks = {}
+        strict = self.config.mode == "strict"
+        for unit in self.units:
+            keep = keeps.get(unit.source)
+            if keep is None:
+                continue
+            self.masks[unit.name] = keep
+            if bool(keep.all()):
+                continue  # T = 0 or tiny layer: leave the gradient untouched (bit-identical)
+            masked_idx = (~keep).nonzero().squeeze(1) if strict else None  # (k,)
+            for param, dim in ((unit.weight, unit.unit_dim), (unit.bias, 0)):
+                if param is None or param.grad is None:
+                    continue
+                if param.grad.shape != param.shape:
+                    raise RuntimeError(
+                        f"The gradient of {unit.name!r} has shape {tuple(param.grad.shape)}, not the weight's "
+                        f"{tuple(param.shape)}. {UNSUPPORTED_SETUP_HELP}"
+                    )
+                mask_gradient_(param.grad, keep, dim)
+                if strict:
+                    state = self._optimizer.state.get(param) if self._optimizer is not None else None
+                    self._snapshots.extend(snapshot_rows(param, dim, masked_idx, state))
+        self.steps += 1
+
+    def _keep_masks(self, magnitudes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Keep-masks per source; layers of one width are ranked in one batched sort."""
+        by_width: dict[int, list[str]] = defaultdict(list)
+        for name, m in magnitudes.items():
+            by_width[m.shape[0]].append(name)
+        keeps: dict[str, torch.Tensor] = {}
+        for width, names in by_width.items():
+            if num_masked(width, self.config.threshold) == 0:
+                keeps.update({n: torch.ones(width, dtype=torch.bool, device=magnitudes[n].device) for n in names})
+                continue
+            stacked = torch.stack([magnitudes[n] for n in names])  # (L, width)
+            for n, k in zip(names, keep_mask(stacked, self.config.threshold)):
+                keeps[n] = k
+        return keeps
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        self.apply_masks()
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        restore_rows(self._snapshots)
+        self._snapshots = []
+
+    # ------------------------------------------------------------------ reporting
+    @property
+    def update_fraction(self) -> float:
+        """Fraction of all target rows that were updated in the last step (1.0 before any step)."""
+        if not self.masks:
+            return 1.0
+        kept = sum(int(k.sum()) for k in self.masks.values())
+        total = sum(k.numel() for k in self.masks.values())
+        return kept / total
+
+    def layer_update_fractions(self) -> dict[str, float]:
+        """Per unit name, the fraction of its rows updated in the last step."""
+        return {name: float(k.float().mean()) for name, k in self.masks.items()}
+
+    # ------------------------------------------------------------------ lifetime
+    def remove(self) -> None:
+        """Remove every hook this handle added; the model is exactly as before ``attach``."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        self._snapshots = []
+        for unit in self.units:
+            for p in (unit.weight, unit.bias):
+                if p is not None and _owner(p) is self:
+                    del _ATTACHED[id(p)]
+        self.reset()
+        self._attached = False
+
+    def __enter__(self) -> MiguHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return (
+            f"MiguHandle(units={len(self.units)}, threshold={self.config.threshold}, mode={self.config.mode!r}, "
+            f"enabled={self._enabled}, steps={self.steps})"
+        )
+
+
+def attach(
+    model: nn.Module,
+    config: MiguConfig | None = None,
+    optimizer: Any | None = None,
+    process_group: Any | None = None,
+) -> MiguHandle:
+    """Attach MIGU to ``model``.
+
+    Args:
+        model: Any ``nn.Module`` (a transformers model, a PEFT model, a DDP-wrapped model, ...).
+        config: What to mask; ``MiguConfig()`` (T = 0.7, attention and FFN layers) by default.
+        optimizer: If given, masks are applied automatically right before each ``optimizer.step()``
+            (and, in strict mode, masked rows restored right after). Without it, call
+            ``handle.apply_masks()`` between ``backward()`` and ``step()``.
+        process_group: Data-parallel group over which magnitudes are averaged (default: the world).
+
+    Returns:
+        The handle; ``handle.remove()`` (or leaving a ``with`` block) detaches it.
+
+    Raises:
+        ValueError: no target layer, a target pattern matching nothing, strict mode without optimizer.
+        RuntimeError: attached twice, or a sharded setup (FSDP, DeepSpeed).
+    """
+    return MiguHandle(model, config if config is not None else MiguConfig(), optimizer, process_group)

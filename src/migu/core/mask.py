@@ -1,0 +1,52 @@
+"""From magnitudes to keep-masks, and masks applied to gradients."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["num_masked", "keep_mask", "mask_gradient_"]
+
+
+def num_masked(num_units: int, threshold: float) -> int:
+    """``floor(T * d_out)``: how many output units lose their gradient."""
+    # The small epsilon keeps e.g. 0.7 * 10 = 7.000000000000001 or 6.9999999 from flipping the floor.
+    return min(num_units, math.floor(threshold * num_units + 1e-9))
+
+
+def keep_mask(magnitudes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Which output units keep their gradient.
+
+    The ``floor(T * d_out)`` units with the smallest magnitude are masked. Ties are broken by index:
+    among equal magnitudes the lower index counts as smaller (a stable sort), so the result is
+    deterministic on every device and rank.
+
+    Args:
+        magnitudes: ``(d_out,)`` or ``(L, d_out)`` (several layers of one width at once).
+        threshold: ``T`` in ``[0, 1)``.
+
+    Returns:
+        Bool tensor of ``magnitudes``' shape, True where the unit is updated.
+    """
+    k = num_masked(magnitudes.shape[-1], threshold)
+    keep = torch.ones_like(magnitudes, dtype=torch.bool)  # (..., d_out)
+    if k == 0:
+        return keep
+    order = torch.argsort(magnitudes, dim=-1, stable=True)  # (..., d_out), ascending
+    return keep.scatter_(-1, order[..., :k], False)
+
+
+def mask_gradient_(grad: torch.Tensor, keep: torch.Tensor, unit_dim: int) -> None:
+    """Zero, in place, the slices of ``grad`` along ``unit_dim`` where ``keep`` is False.
+
+    Args:
+        grad: Gradient of a weight (``(d_out, d_in)`` with ``unit_dim=0``, ``(d_in, d_out)`` with
+            ``unit_dim=1``) or of a bias (``(d_out,)``, ``unit_dim=0``).
+        keep: ``(d_out,)`` bool.
+        unit_dim: Dimension of ``grad`` that indexes output units.
+    """
+    shape = [1] * grad.dim()
+    shape[unit_dim] = keep.shape[0]
+    # masked_fill (not a multiply) so that a non-finite value in a masked row becomes exactly 0.
+    grad.masked_fill_(~keep.view(shape), 0)
