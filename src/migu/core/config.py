@@ -33,7 +33,8 @@ class MiguConfig:
             ``T = 0`` masks nothing and is bit-identical to training without MIGU.
         targets: Which layers. ``"default"``: every trainable linear layer inside the repeated
             blocks of the model (attention and FFN; heads such as ``lm_head``, ``classifier``,
-            ``pooler`` and embeddings are left out). ``"all-linear"``: every trainable linear
+            ``pooler`` and embeddings are left out; a model without repeated blocks gets all its
+            non-head linear layers). ``"all-linear"``: every trainable linear
             layer, heads included (the official code masks ``lm_head``). A list of names: a layer
             is targeted when its qualified name equals a name or ends with ``"." + name`` (as PEFT's
             ``target_modules``). A single other string: a regular expression that must match the

@@ -79,12 +79,13 @@ def _name_matches(name: str, pattern: str) -> bool:
     return name == pattern or name.endswith("." + pattern)
 
 
+def _is_head_or_embedding(name: str) -> bool:
+    return any(p in _HEAD_NAMES or "embed" in p.lower() for p in name.split("."))
+
+
 def _in_repeated_block(name: str) -> bool:
     """Inside a ModuleList of blocks (``layers.3``, ``h.0``, ``block.1``) and not a head/embedding."""
-    parts = name.split(".")
-    if any(p in _HEAD_NAMES or "embed" in p.lower() for p in parts):
-        return False
-    return any(p.isdigit() for p in parts[:-1])
+    return not _is_head_or_embedding(name) and any(p.isdigit() for p in name.split(".")[:-1])
 
 
 def token_stream(name: str, encoder_prefixes: Sequence[str], decoder_prefixes: Sequence[str]) -> str:
@@ -105,10 +106,11 @@ def token_stream(name: str, encoder_prefixes: Sequence[str], decoder_prefixes: S
     return "main"
 
 
-def _selected(name: str, config: MiguConfig) -> bool:
+def _selected(name: str, config: MiguConfig, has_blocks: bool) -> bool:
     targets = config.targets
     if targets == "default":
-        chosen = _in_repeated_block(name)
+        # A model without repeated blocks (one block, a small MLP): every non-head linear layer.
+        chosen = _in_repeated_block(name) if has_blocks else not _is_head_or_embedding(name)
     elif targets == "all-linear":
         chosen = True
     elif isinstance(targets, str):
@@ -189,7 +191,8 @@ def find_units(model: nn.Module, config: MiguConfig) -> list[MaskedUnit]:
             f"MIGU targets regex {config.targets!r} matches no linear layer name of "
             f"{type(model).__name__} (re.fullmatch on the qualified name). Names include: {_preview(names)}."
         )
-    units = [u for name, module in layers if _selected(name, config) for u in _units_of(name, module)]
+    has_blocks = any(_in_repeated_block(n) for n in names)
+    units = [u for name, module in layers if _selected(name, config, has_blocks) for u in _units_of(name, module)]
     if not units:
         raise ValueError(
             f"MIGU selected no trainable layer in {type(model).__name__} with targets={config.targets!r}, "
