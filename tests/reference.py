@@ -32,7 +32,9 @@ class InputRecorder:
             h.remove()
 
 
-def linear_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv1d: bool = False) -> torch.Tensor:
+def linear_out(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv1d: bool = False
+) -> torch.Tensor:
     w = weight.detach().double()
     y = x @ w if conv1d else x @ w.T
     if bias is not None:
@@ -40,7 +42,9 @@ def linear_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     return y
 
 
-def magnitude(ys: list[torch.Tensor], masks: list[torch.Tensor | None] | None = None, normalize: str = "none"):
+def magnitude(
+    ys: list[torch.Tensor], masks: list[torch.Tensor | None] | None = None, normalize: str = "none"
+):
     """sum over micro-batches and tokens of |y| (optionally per-token L1-normalized, padding weighted 0)."""
     total = None
     for i, y in enumerate(ys):

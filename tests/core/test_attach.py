@@ -23,8 +23,10 @@ def _expected_keep(model, handle, recorder, threshold, normalize="none", masks=N
     expected = {}
     for name, module in modules.items():
         conv = isinstance(module, Conv1D)
-        ys = [linear_out(x, w, b, conv) for x, w, b in
-              ((x, module._w0, module._b0) for x in recorder.inputs[name])]
+        ys = [
+            linear_out(x, w, b, conv)
+            for x, w, b in ((x, module._w0, module._b0) for x in recorder.inputs[name])
+        ]
         expected[name] = reference_keep(magnitude(ys, masks, normalize), threshold)
     return expected
 
@@ -86,7 +88,9 @@ def test_default_targets_are_attention_and_ffn(family):
     names = [u.name for u in handle.units]
     expected_count = {"bert": 2 * 6, "gpt2": 2 * 4, "llama": 2 * 7, "t5": 2 * 6 + 2 * 10}[family]
     assert len(names) == expected_count, names
-    assert not any(n.split(".")[-1] in ("lm_head", "classifier", "pooler", "dense") and "layer" not in n for n in names)
+    assert not any(
+        n.split(".")[-1] in ("lm_head", "classifier", "pooler", "dense") and "layer" not in n for n in names
+    )
     assert not any("embed" in n or "lm_head" in n or "classifier" in n or "pooler" in n for n in names)
     handle.remove()
 
@@ -127,7 +131,7 @@ def test_threshold_zero_is_bit_identical_to_plain_training(family):
             o.step()
             o.zero_grad()
     assert handle.steps == 3 and handle.update_fraction == 1.0
-    for (k, a), (_, b) in zip(model.state_dict().items(), plain.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), plain.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
 
@@ -141,7 +145,7 @@ def test_disabled_handle_trains_like_plain():
         m(**make_batch("gpt2")).loss.backward()
         o.step()
     assert handle.steps == 0
-    for (k, a), (_, b) in zip(model.state_dict().items(), plain.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), plain.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
 
@@ -167,7 +171,11 @@ def test_strict_mode_adamw_keeps_masked_rows_and_state(family_):
             assert not torch.equal(w1.index_select(dim, kept), w0.index_select(dim, kept))
             for k, v0 in state_before[id(u.weight)].items():  # empty before the first step
                 v1 = opt.state[u.weight][k]
-                assert torch.equal(v1.index_select(dim, masked), v0.index_select(dim, masked)), (step, u.name, k)
+                assert torch.equal(v1.index_select(dim, masked), v0.index_select(dim, masked)), (
+                    step,
+                    u.name,
+                    k,
+                )
 
 
 def test_grad_mode_adamw_lets_momentum_move_masked_rows():
@@ -187,7 +195,9 @@ def test_remove_leaves_no_hook_and_keeps_other_hooks():
     model = build("bert")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     calls = []
-    user_hook = model.bert.encoder.layer[0].attention.self.query.register_forward_hook(lambda *a: calls.append(1))
+    user_hook = model.bert.encoder.layer[0].attention.self.query.register_forward_hook(
+        lambda *a: calls.append(1)
+    )
     user_opt_hook = opt.register_step_pre_hook(lambda *a: calls.append(2))
 
     def hook_counts():
@@ -195,7 +205,9 @@ def test_remove_leaves_no_hook_and_keeps_other_hooks():
         return counts, len(opt._optimizer_step_pre_hooks), len(opt._optimizer_step_post_hooks)
 
     before = hook_counts()
-    with migu.attach(model, migu.MiguConfig(0.7, ignore_padding=True, mode="strict"), optimizer=opt) as handle:
+    with migu.attach(
+        model, migu.MiguConfig(0.7, ignore_padding=True, mode="strict"), optimizer=opt
+    ) as handle:
         assert hook_counts() != before
         model(**make_batch("bert")).loss.backward()
         opt.step()

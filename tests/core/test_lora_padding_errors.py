@@ -16,8 +16,9 @@ from migu.core.mask import keep_mask, num_masked
 
 def _lora_llama(adapters=("default",)):
     model = build("llama")
-    cfg = LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                     init_lora_weights=False)  # random B, so A's gradient is not zero at step one
+    cfg = LoraConfig(
+        r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )  # random B, so A's gradient is not zero at step one
     model = get_peft_model(model, cfg, adapter_name=adapters[0])
     for name in adapters[1:]:
         model.add_adapter(name, cfg)
@@ -31,11 +32,19 @@ def test_lora_a_ranked_by_own_output_b_by_combined_output():
     names = [u.name for u in handle.units]
     assert len(names) == 2 * 2 * 2  # 2 layers x (q, v) x (A, B)
     assert all(".lora_A.default" in n or ".lora_B.default" in n for n in names)
-    layers = {n: m for n, m in model.named_modules() if n.endswith(("q_proj", "v_proj")) and hasattr(m, "lora_A")}
+    layers = {
+        n: m for n, m in model.named_modules() if n.endswith(("q_proj", "v_proj")) and hasattr(m, "lora_A")
+    }
     recorder = InputRecorder(layers)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    w0 = {n: (m.lora_A["default"].weight.detach().clone(), m.lora_B["default"].weight.detach().clone(),
-              m.base_layer.weight.detach().clone()) for n, m in layers.items()}
+    w0 = {
+        n: (
+            m.lora_A["default"].weight.detach().clone(),
+            m.lora_B["default"].weight.detach().clone(),
+            m.base_layer.weight.detach().clone(),
+        )
+        for n, m in layers.items()
+    }
     model(**make_batch("llama")).loss.backward()
     opt.step()
     recorder.remove()
@@ -43,7 +52,9 @@ def test_lora_a_ranked_by_own_output_b_by_combined_output():
         a0, b0, base = w0[name]
         (x,) = recorder.inputs[name]
         a_out = linear_out(x, a0, None)  # (B, T, r)
-        combined = linear_out(x, base, None) + layer.scaling["default"] * linear_out(a_out, b0, None)  # (B, T, d_out)
+        combined = linear_out(x, base, None) + layer.scaling["default"] * linear_out(
+            a_out, b0, None
+        )  # (B, T, d_out)
         keep_a = reference_keep(magnitude([a_out]), 0.5)
         keep_b = reference_keep(magnitude([combined]), 0.5)
         assert torch.equal(handle.masks[f"{name}.lora_A.default"], keep_a)
@@ -73,10 +84,11 @@ def test_padding_is_ignored_when_asked(family):
     handle = migu.attach(model, migu.MiguConfig(0.7, ignore_padding=True))
     modules = dict(model.named_modules())
     targets = {u.name: modules[u.name] for u in handle.units}
-    recorder = InputRecorder(targets)
     outputs = {}
-    hooks = [m.register_forward_hook(lambda mod, a, o, n=n: outputs.__setitem__(n, o.detach().double()))
-             for n, m in targets.items()]
+    hooks = [
+        m.register_forward_hook(lambda mod, a, o, n=n: outputs.__setitem__(n, o.detach().double()))
+        for n, m in targets.items()
+    ]
     model(**batch).loss.backward()
     handle.apply_masks()
     for h in hooks:
@@ -139,8 +151,12 @@ def test_threshold_out_of_range_is_value_error(t):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"mode": "fast"}, "mode"), ({"normalize": "l2"}, "normalize"), ({"targets": []}, "targets"),
-     ({"targets": ""}, "targets")],
+    [
+        ({"mode": "fast"}, "mode"),
+        ({"normalize": "l2"}, "normalize"),
+        ({"targets": []}, "targets"),
+        ({"targets": ""}, "targets"),
+    ],
 )
 def test_bad_config_fields(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -185,9 +201,14 @@ def test_strict_needs_optimizer():
 
 def test_explicit_targets_and_exclude():
     model = build("llama")
-    handle = migu.attach(model, migu.MiguConfig(targets=["q_proj", "down_proj"], exclude=["layers.1.self_attn.q_proj"]))
+    handle = migu.attach(
+        model, migu.MiguConfig(targets=["q_proj", "down_proj"], exclude=["layers.1.self_attn.q_proj"])
+    )
     assert [u.name for u in handle.units] == [
-        "model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.0.mlp.down_proj",
+        "model.layers.1.mlp.down_proj",
+    ]
     handle.remove()
     handle = migu.attach(model, migu.MiguConfig(targets="all-linear"))
     assert "lm_head" in [u.name for u in handle.units]

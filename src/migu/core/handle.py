@@ -50,7 +50,8 @@ def _in_backward() -> bool:
 def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The ``torch.optim.Optimizer`` inside wrappers such as accelerate's ``AcceleratedOptimizer``."""
     inner = optimizer
-    while not isinstance(inner, torch.optim.Optimizer) and hasattr(inner, "optimizer"):
+    # AcceleratedOptimizer subclasses Optimizer without its hook state: always go to the innermost.
+    while isinstance(getattr(inner, "optimizer", None), torch.optim.Optimizer):
         inner = inner.optimizer
     if not isinstance(inner, torch.optim.Optimizer):
         raise TypeError(
@@ -64,7 +65,7 @@ def _encoder_decoder_prefixes(model: nn.Module) -> tuple[list[str], list[str]]:
     """Qualified names of the encoder and decoder stacks of an encoder-decoder model, else empty."""
     names = {id(m): n for n, m in model.named_modules()}
     enc, dec = [], []
-    for name, module in model.named_modules():
+    for module in model.modules():
         config = getattr(module, "config", None)
         if getattr(config, "is_encoder_decoder", False) and hasattr(module, "get_encoder"):
             encoder, decoder = module.get_encoder(), getattr(module, "get_decoder", lambda: None)()
@@ -235,7 +236,10 @@ class MiguHandle:
         if device is None:
             device = self.units[0].weight.device
         sizes = [self._source_width(s) for s in sources]
-        parts = [s.total if s.total is not None else torch.zeros(n, device=device) for s, n in zip(sources, sizes)]
+        parts = [
+            s.total if s.total is not None else torch.zeros(n, device=device)
+            for s, n in zip(sources, sizes, strict=True)
+        ]
         calls = torch.tensor([float(s.calls) for s in sources], device=device)
         # One collective for all layers: magnitudes and call counts in one flat buffer.
         flat = torch.cat([*parts, calls])
@@ -303,10 +307,12 @@ class MiguHandle:
         keeps: dict[str, torch.Tensor] = {}
         for width, names in by_width.items():
             if num_masked(width, self.config.threshold) == 0:
-                keeps.update({n: torch.ones(width, dtype=torch.bool, device=magnitudes[n].device) for n in names})
+                keeps.update(
+                    {n: torch.ones(width, dtype=torch.bool, device=magnitudes[n].device) for n in names}
+                )
                 continue
             stacked = torch.stack([magnitudes[n] for n in names])  # (L, width)
-            for n, k in zip(names, keep_mask(stacked, self.config.threshold)):
+            for n, k in zip(names, keep_mask(stacked, self.config.threshold), strict=True):
                 keeps[n] = k
         return keeps
 

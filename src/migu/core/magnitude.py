@@ -30,7 +30,9 @@ def output_magnitude(
         a = y.abs().float() / per_token.clamp_min(torch.finfo(torch.float32).tiny)  # (..., d_out)
     elif token_mask is None:
         # One fused reduction over all token dims; no |y| temporary, accumulates in float32.
-        return torch.linalg.vector_norm(y, ord=1, dim=tuple(range(y.dim() - 1)), dtype=torch.float32)  # (d_out,)
+        return torch.linalg.vector_norm(
+            y, ord=1, dim=tuple(range(y.dim() - 1)), dtype=torch.float32
+        )  # (d_out,)
     else:
         a = y.abs()  # (..., d_out)
     if token_mask is None:

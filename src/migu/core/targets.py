@@ -144,7 +144,11 @@ def _units_of(name: str, module: nn.Module) -> list[MaskedUnit]:
         for adapter, lora_a in module.lora_A.items():
             lora_b = module.lora_B[adapter]
             if lora_a.weight.requires_grad:
-                units.append(MaskedUnit(f"{name}.lora_A.{adapter}", lora_a.weight, lora_a.bias, 0, f"{name}.lora_A.{adapter}"))
+                units.append(
+                    MaskedUnit(
+                        f"{name}.lora_A.{adapter}", lora_a.weight, lora_a.bias, 0, f"{name}.lora_A.{adapter}"
+                    )
+                )
             if lora_b.weight.requires_grad:
                 # B's rows are the layer's output units: ranked by the combined output (source = layer).
                 units.append(MaskedUnit(f"{name}.lora_B.{adapter}", lora_b.weight, lora_b.bias, 0, name))
@@ -192,7 +196,9 @@ def find_units(model: nn.Module, config: MiguConfig) -> list[MaskedUnit]:
             f"{type(model).__name__} (re.fullmatch on the qualified name). Names include: {_preview(names)}."
         )
     has_blocks = any(_in_repeated_block(n) for n in names)
-    units = [u for name, module in layers if _selected(name, config, has_blocks) for u in _units_of(name, module)]
+    units = [
+        u for name, module in layers if _selected(name, config, has_blocks) for u in _units_of(name, module)
+    ]
     if not units:
         raise ValueError(
             f"MIGU selected no trainable layer in {type(model).__name__} with targets={config.targets!r}, "

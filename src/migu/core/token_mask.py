@@ -45,7 +45,9 @@ class TokenMasks:
         if self._depth > 1:
             return
         attention_mask = kwargs.get("attention_mask")
-        if attention_mask is not None and attention_mask.dim() == 2:  # (B, T); 4-D masks are not padding masks
+        if (
+            attention_mask is not None and attention_mask.dim() == 2
+        ):  # (B, T); 4-D masks are not padding masks
             self._auto["main"] = attention_mask
             self._auto["encoder"] = attention_mask
         decoder_mask = kwargs.get("decoder_attention_mask")
