@@ -26,13 +26,12 @@ def output_magnitude(
     """
     y = y.detach()
     if normalize == "token":
-        per_token = torch.linalg.vector_norm(y, ord=1, dim=-1, keepdim=True, dtype=torch.float32)  # (..., 1)
-        a = y.abs().float() / per_token.clamp_min(torch.finfo(torch.float32).tiny)  # (..., d_out)
+        a = y.abs().float()  # (..., d_out)
+        a = a / a.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)  # each token sums to 1
     elif token_mask is None:
-        # One fused reduction over all token dims; no |y| temporary, accumulates in float32.
-        return torch.linalg.vector_norm(
-            y, ord=1, dim=tuple(range(y.dim() - 1)), dtype=torch.float32
-        )  # (d_out,)
+        # abs + sum, not vector_norm(ord=1): the latter is ~7x slower on CPU for these reductions
+        # (18 ms vs 2.4 ms for 16 x 128 x 1536, 2 threads). float32 accumulation for half precision.
+        return y.abs().sum(dim=tuple(range(y.dim() - 1)), dtype=torch.float32)  # (d_out,)
     else:
         a = y.abs()  # (..., d_out)
     if token_mask is None:
