@@ -98,10 +98,11 @@ def _format_matrix(tag: str, tasks, matrix) -> str:
     names = [t.name for t in tasks]
     width = max(len(n) for n in names) + 2
     lines = [f"{tag}: accuracy after each task (rows) on each task (columns)"]
-    lines.append(" " * 16 + "".join(n.rjust(width) for n in names))
+    label_width = max(len("before training"), *(len(f"after {n}") for n in names)) + 1
+    lines.append(" " * label_width + "".join(n.rjust(width) for n in names))
     for i, row in enumerate(matrix):
         label = "before training" if i == 0 else f"after {names[i - 1]}"
-        lines.append(label[:16].ljust(16) + "".join(f"{a:.3f}".rjust(width) for a in row))
+        lines.append(label.ljust(label_width) + "".join(f"{a:.3f}".rjust(width) for a in row))
     final = matrix[-1]
     avg = sum(final) / len(final)
     bwt = sum(final[i] - matrix[i + 1][i] for i in range(len(tasks) - 1)) / max(1, len(tasks) - 1)
