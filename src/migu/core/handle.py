@@ -142,6 +142,9 @@ class MiguHandle:
         self._hooks: list[RemovableHandle] = []
         self._snapshots: list[RowSnapshot] = []
         self._warned_no_padding_mask = False
+        # True between a mask and the optimizer step it belongs to: lets a caller mask early (before
+        # gradient clipping, as the official code does) without the step pre-hook masking twice.
+        self._masked_since_step = False
 
         enc, dec = _encoder_decoder_prefixes(model)
         modules = dict(model.named_modules())
@@ -158,8 +161,7 @@ class MiguHandle:
             )
         if self._optimizer is not None:
             self._hooks.append(self._optimizer.register_step_pre_hook(self._before_step))
-            if config.mode == "strict":
-                self._hooks.append(self._optimizer.register_step_post_hook(self._after_step))
+            self._hooks.append(self._optimizer.register_step_post_hook(self._after_step))
         for unit in self.units:
             for p in (unit.weight, unit.bias):
                 if p is not None:
@@ -261,7 +263,9 @@ class MiguHandle:
 
         Called automatically before ``optimizer.step()`` when the handle was given the optimizer;
         otherwise call it after ``backward()`` and before ``step()``. A layer with no training
-        forward since the last call is left unmasked.
+        forward since the last call is left unmasked. With an optimizer attached, calling it
+        yourself before ``clip_grad_norm_`` masks before clipping (the official code's order); the
+        optimizer's pre-hook then leaves that step alone.
 
         Raises:
             RuntimeError: a target gradient is not a full tensor (sharded training).
@@ -298,6 +302,7 @@ class MiguHandle:
                     state = self._optimizer.state.get(param) if self._optimizer is not None else None
                     self._snapshots.extend(snapshot_rows(param, dim, masked_idx, state))
         self.steps += 1
+        self._masked_since_step = True
 
     def _keep_masks(self, magnitudes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Keep-masks per source; layers of one width are ranked in one batched sort."""
@@ -317,11 +322,14 @@ class MiguHandle:
         return keeps
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        self.apply_masks()
+        if not self._masked_since_step:  # not masked early by the caller
+            self.apply_masks()
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        restore_rows(self._snapshots)
-        self._snapshots = []
+        self._masked_since_step = False
+        if self._snapshots:
+            restore_rows(self._snapshots)
+            self._snapshots = []
 
     # ------------------------------------------------------------------ reporting
     @property

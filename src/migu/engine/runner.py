@@ -1,0 +1,520 @@
+"""The continual-learning loop: train task after task, evaluate every task after every task, resume.
+
+One run = one model trained on ``data.tasks`` in order. Before training (row 0) and after each task
+(row i) every task of the sequence is evaluated, seen or not, giving the accuracy matrix R with
+T + 1 rows. Training goes through ``accelerate`` (device placement, mixed precision, gradient
+accumulation, DDP / FSDP / DeepSpeed under ``accelerate launch``).
+
+Each task starts with a fresh optimizer state and learning-rate schedule, as the paper's code (one
+process per task) does. MIGU, when enabled, masks the gradient before clipping (the official order).
+
+Determinism and resume: the order of the training examples is a pure function of (seed, task,
+epoch); the checkpoint holds model, optimizer, scheduler and every RNG state, taken only at
+optimizer-step boundaries, where MIGU holds no pending magnitudes. A resumed run therefore ends
+with the same weights and results as an uninterrupted one (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from migu.data.task import Task
+from migu.engine.config import ConfigError, RunConfig, load_run_config, parse_overrides
+from migu.engine.families import FAMILY_METRICS, Family, make_family
+from migu.engine.rundir import atomic_write_text, environment_info, read_json, write_json, write_matrix
+from migu.engine.tasks import load_tasks
+from migu.eval.metrics import summarize
+from migu.models.loading import load_model
+
+__all__ = ["RunDirExists", "RunResult", "evaluate_run", "resume_run", "run", "run_variants"]
+
+logger = logging.getLogger("migu")
+
+#: Testing aid: kill the process (SIGKILL, like an out-of-memory kill) after this many optimizer
+#: steps of the run, counted from its start. Used by the resume test.
+KILL_ENV = "MIGU_DEBUG_KILL_AFTER_STEPS"
+
+
+class RunDirExists(FileExistsError):
+    """The run directory already holds a run."""
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced.
+
+    Attributes:
+        run_dir: The run directory.
+        tasks: Task names in training order.
+        matrix: Accuracy matrix R, ``len(tasks) + 1`` rows (row 0: before training).
+        metrics: :func:`migu.eval.metrics.summarize` of R plus timings.
+    """
+
+    run_dir: Path
+    tasks: list[str]
+    matrix: list[list[float]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.+=-]", "_", name)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _micro_batches(n_train: int, cfg: RunConfig, task_index: int, global_batch: int) -> list[list[int]]:
+    """Global micro-batches of example indices for one task.
+
+    The order is a pure function of (seed, task, epoch), so a resumed run sees the same batches.
+    The count is ``floor(epochs * n_train / global_batch)`` rounded down to whole optimizer steps
+    (at least one step), capped by ``train.max_steps_per_task``.
+    """
+    accum = cfg.train.grad_accum_steps
+    n_micro = max(accum, int(cfg.train.epochs * n_train) // global_batch // accum * accum)
+    if cfg.train.max_steps_per_task is not None:
+        n_micro = min(n_micro, cfg.train.max_steps_per_task * accum)
+    order: list[int] = []
+    epoch = 0
+    while len(order) < n_micro * global_batch:
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + task_index * 1_009 + epoch)
+        order.extend(torch.randperm(n_train, generator=g).tolist())
+        epoch += 1
+    return [order[i * global_batch : (i + 1) * global_batch] for i in range(n_micro)]
+
+
+def _scheduler(cfg: RunConfig, optimizer: Any, num_steps: int) -> Any:
+    from transformers import get_scheduler
+
+    name = cfg.train.scheduler
+    warmup = int(cfg.train.warmup_ratio * num_steps)
+    if name == "constant" and warmup > 0:
+        name = "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=num_steps)
+
+
+class _Run:
+    """State of one run while it trains (internal; use :func:`run`)."""
+
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, show_progress: bool, labels: list[str] | None = None
+    ) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=cfg.train.grad_accum_steps,
+            mixed_precision=cfg.train.mixed_precision,
+        )
+        self.is_main = self.accelerator.is_main_process
+        self.show_progress = show_progress and self.is_main
+        set_seed(cfg.seed, deterministic=cfg.train.deterministic)
+        self.tasks: list[Task] = load_tasks(cfg.data, seed=cfg.seed)
+        union = sorted({lab for t in self.tasks for lab in t.labels})
+        if labels is not None:  # evaluating a trained head: its label set is fixed
+            unknown = sorted(set(union) - set(labels))
+            if unknown:
+                raise ValueError(
+                    f"The tasks to evaluate have labels the trained model never had: {unknown}. "
+                    "An encoder's head covers only the labels of the tasks it was trained on."
+                )
+            union = labels
+        loaded = load_model(
+            cfg.model.name,
+            family=cfg.model.family,
+            dtype=cfg.model.dtype,
+            num_labels=len(union),
+            gguf_file=cfg.model.gguf_file,
+        )
+        self.family: Family = make_family(
+            loaded.family,
+            loaded.tokenizer,
+            max_length=cfg.model.max_length,
+            max_target_length=cfg.model.max_target_length,
+            labels=union,
+            max_new_tokens=cfg.model.max_new_tokens,
+        )
+        metric = cfg.eval.metric
+        allowed = FAMILY_METRICS[loaded.family]
+        if metric == "auto":
+            metric = allowed[0]
+        elif metric not in allowed:
+            raise ConfigError(
+                f"eval.metric={metric!r} does not apply to {cfg.model.name!r}, a {loaded.family} model; "
+                f"allowed: 'auto', {', '.join(map(repr, allowed))}."
+            )
+        self.metric = metric
+        self.model_source = loaded.source
+        model = loaded.model
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.handle = None
+        if cfg.migu.enabled:
+            from migu.core.handle import attach
+
+            self.handle = attach(
+                self.accelerator.unwrap_model(self.model), cfg.migu.to_migu_config(), optimizer=self.optimizer
+            )
+        self.scheduler: Any = None
+        self.state: dict[str, Any] = {
+            "status": "running",
+            "task": 0,
+            "step": 0,
+            "rows": [],
+            "train_seconds": 0.0,
+            "optimizer_steps": 0,
+            "update_fraction_sum": 0.0,
+            "masked_steps": 0,
+        }
+        self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
+        self._steps_this_process = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self) -> None:
+        """Checkpoint and state.json, atomically: a kill at any moment leaves a loadable checkpoint."""
+        final = self.run_dir / "checkpoint"
+        tmp = self.run_dir / "checkpoint.tmp"
+        old = self.run_dir / "checkpoint.old"
+        if self.is_main and tmp.exists():
+            shutil.rmtree(tmp)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))
+        if self.is_main:
+            sched = self.scheduler.state_dict() if self.scheduler is not None else None
+            torch.save({"scheduler": sched}, tmp / "migu_scheduler.pt")
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+            write_json(self.run_dir / "state.json", _jsonable(self.state))
+            if old.exists():
+                shutil.rmtree(old)
+        self.accelerator.wait_for_everyone()
+
+    def load_checkpoint(self) -> None:
+        """Restore model, optimizer, RNG states, scheduler and progress from the run directory."""
+        ckpt = self.run_dir / "checkpoint"
+        if not ckpt.exists() and (self.run_dir / "checkpoint.old").exists():
+            ckpt = self.run_dir / "checkpoint.old"  # killed between the two renames
+        self.state = read_json(self.run_dir / "state.json")
+        self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
+        if not ckpt.exists():
+            return  # killed before the first checkpoint: nothing trained yet
+        self.accelerator.load_state(str(ckpt))
+        extra = torch.load(ckpt / "migu_scheduler.pt", weights_only=False)
+        self._pending_scheduler_state = extra["scheduler"]
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_all(self, row: int) -> list[float]:
+        """Accuracy on every task's test set; predictions written to predictions/row<i>_<task>.jsonl."""
+        from accelerate.utils import gather_object
+
+        model = self.accelerator.unwrap_model(self.model)
+        accs = []
+        label = "before training" if row == 0 else f"after {self.tasks[row - 1].name}"
+        for task in tqdm(
+            self.tasks, desc=f"eval {label}", unit="task", disable=not self.show_progress, leave=False
+        ):
+            with self.accelerator.split_between_processes(list(task.test)) as part:
+                preds = self.family.evaluate(model, task, part, self.metric, self.cfg.eval.batch_size)
+            preds = gather_object(preds)
+            accs.append(sum(p["correct"] for p in preds) / max(1, len(preds)))
+            if self.is_main and self.cfg.eval.save_predictions:
+                lines = [
+                    json.dumps({"i": i, "sentence": r["sentence"], **p}, ensure_ascii=False) + "\n"
+                    for i, (r, p) in enumerate(zip(task.test, preds, strict=True))
+                ]
+                name = f"row{row}_{_safe_name(task.name)}.jsonl"
+                atomic_write_text(self.run_dir / "predictions" / name, "".join(lines))
+        return accs
+
+    def _write_results(self) -> dict[str, Any]:
+        rows = self.state["rows"]
+        names = [t.name for t in self.tasks]
+        metrics: dict[str, Any] = {"metric": self.metric}
+        if len(rows) >= 2:
+            metrics.update(summarize(rows))
+        steps = self.state["optimizer_steps"]
+        metrics["optimizer_steps"] = steps
+        metrics["train_seconds"] = self.state["train_seconds"]
+        metrics["seconds_per_step"] = self.state["train_seconds"] / steps if steps else None
+        masked = self.state["masked_steps"]
+        metrics["mean_update_fraction"] = self.state["update_fraction_sum"] / masked if masked else 1.0
+        metrics["completed_tasks"] = max(0, len(rows) - 1)
+        if self.is_main:
+            write_matrix(self.run_dir, names, _jsonable(rows), self.metric)
+            write_json(self.run_dir / "metrics.json", _jsonable(metrics))
+        return metrics
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> RunResult:
+        """Run (or continue) the sequence to the end."""
+        cfg, acc = self.cfg, self.accelerator
+        if not self.state["rows"]:
+            rows0 = self.evaluate_all(0) if cfg.eval.before_training else [float("nan")] * len(self.tasks)
+            self.state["rows"] = [rows0]
+            self._write_results()
+        world = acc.num_processes
+        global_batch = cfg.train.batch_size * world
+        for t in range(self.state["task"], len(self.tasks)):
+            task = self.tasks[t]
+            plan = _micro_batches(len(task.train), cfg, t, global_batch)
+            n_steps = len(plan) // cfg.train.grad_accum_steps
+            start = self.state["step"]
+            if start == 0:
+                self.optimizer.optimizer.state.clear()  # fresh AdamW moments for each task
+            self.scheduler = _scheduler(cfg, self.optimizer.optimizer, n_steps)
+            pending = getattr(self, "_pending_scheduler_state", None)
+            if pending is not None:
+                self.scheduler.load_state_dict(pending)
+                self._pending_scheduler_state = None
+            if self.handle is not None:
+                self.handle.enabled = not (cfg.migu.skip_first_task and t == 0)
+            self._train_task(t, task, plan, start, n_steps)
+            self.state["rows"].append(self.evaluate_all(t + 1))
+            self.state.update(task=t + 1, step=0)
+            if t + 1 == len(self.tasks):
+                self.state["status"] = "finished"
+            self.scheduler = None
+            self._save_checkpoint()
+            self._write_results()
+            logger.info("after %s: %s", task.name, " ".join(f"{a:.3f}" for a in self.state["rows"][-1]))
+        metrics = self._write_results()
+        if self.is_main:
+            write_json(self.run_dir / "state.json", _jsonable(self.state))
+        return RunResult(self.run_dir, [t.name for t in self.tasks], self.state["rows"], metrics)
+
+    def _train_task(self, t: int, task: Task, plan: list[list[int]], start: int, n_steps: int) -> None:
+        cfg, acc = self.cfg, self.accelerator
+        accum = cfg.train.grad_accum_steps
+        rank, bs = acc.process_index, cfg.train.batch_size
+        bar = tqdm(
+            total=n_steps,
+            initial=start,
+            desc=f"task {t + 1}/{len(self.tasks)} {task.name}",
+            unit="step",
+            disable=not self.show_progress,
+        )
+        self.model.train()
+        step = start
+        t0 = time.perf_counter()
+        for i in range(start * accum, len(plan)):
+            records = [task.train[j] for j in plan[i][rank * bs : (rank + 1) * bs]]
+            batch = {k: v.to(acc.device) for k, v in self.family.training_batch(task, records).items()}
+            with acc.accumulate(self.model):
+                loss = self.family.loss(self.model, batch)
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    if self.handle is not None and self.handle.enabled:
+                        self.handle.apply_masks()  # before clipping, as the official code
+                        self.state["update_fraction_sum"] += self.handle.update_fraction
+                        self.state["masked_steps"] += 1
+                    if cfg.train.max_grad_norm:
+                        acc.clip_grad_norm_(self.model.parameters(), cfg.train.max_grad_norm)
+                self.optimizer.step()
+                if acc.sync_gradients:
+                    self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            if not acc.sync_gradients:
+                continue
+            step += 1
+            self.state["optimizer_steps"] += 1
+            self._steps_this_process += 1
+            now = time.perf_counter()
+            self.state["train_seconds"] += now - t0
+            t0 = now
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step < n_steps and cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
+                self.state["step"] = step
+                self._save_checkpoint()
+                t0 = time.perf_counter()
+            if self._kill_after is not None and self._steps_this_process >= self._kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        bar.close()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+        self.accelerator.free_memory()
+
+
+def _add_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def run(
+    config: RunConfig, run_dir: str | Path | None = None, *, resume: bool = False, show_progress: bool = True
+) -> RunResult:
+    """Train and evaluate one run (``config.variants`` is ignored here, see :func:`run_variants`).
+
+    Args:
+        config: The run configuration.
+        run_dir: Where to write; default ``<output_dir>/<name or "run">``.
+        resume: Continue the run in ``run_dir`` from its last checkpoint (a finished run is
+            returned as it is).
+        show_progress: Progress bars with ETA for training and evaluation.
+
+    Returns:
+        The :class:`RunResult`.
+
+    Raises:
+        RunDirExists: ``run_dir`` already holds a run and ``resume`` is False.
+        FileNotFoundError: ``resume`` and ``run_dir`` holds no run.
+        ConfigError / ValueError / migu.models.loading.ModelNotFound: bad configuration, data or model.
+    """
+    run_dir = (
+        Path(run_dir) if run_dir is not None else Path(config.output_dir) / _safe_name(config.name or "run")
+    )
+    state_file = run_dir / "state.json"
+    if resume:
+        if not state_file.exists():
+            raise FileNotFoundError(f"No run to resume in {run_dir.resolve()} (no state.json).")
+        state = read_json(state_file)
+        if state.get("status") == "finished":
+            metrics = read_json(run_dir / "metrics.json")
+            matrix = read_json(run_dir / "matrix.json")
+            rows = [[float("nan") if a is None else a for a in r] for r in matrix["matrix"]]
+            return RunResult(run_dir, matrix["tasks"], rows, metrics)
+    elif state_file.exists():
+        raise RunDirExists(
+            f"{run_dir.resolve()} already holds a run. Continue it with `migu run --resume {run_dir}`, "
+            "or start a new one under another name (name=...) or output_dir."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = _add_log_file(run_dir)
+    r = None
+    try:
+        r = _Run(config, run_dir, show_progress)
+        if r.is_main and not resume:
+            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+            info = environment_info(config.seed, str(r.accelerator.device), r.accelerator.num_processes)
+            info["model_source"] = r.model_source
+            write_json(run_dir / "environment.json", info)
+            write_json(state_file, r.state)
+        if resume:
+            r.load_checkpoint()
+            logger.info("resuming %s at task %d, step %d", run_dir, r.state["task"] + 1, r.state["step"])
+        else:
+            logger.info("run %s: tasks %s", run_dir, ", ".join(t.name for t in r.tasks))
+        return r.train()
+    finally:
+        if r is not None:
+            r.close()
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def resume_run(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
+    """Continue the run in ``run_dir`` with the configuration saved there."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"No run to resume in {run_dir.resolve()} (no config.yaml).")
+    return run(load_run_config(run_dir / "config.yaml"), run_dir, resume=True, show_progress=show_progress)
+
+
+def run_variants(
+    config: RunConfig, *, resume: bool = False, show_progress: bool = True
+) -> dict[str, RunResult]:
+    """Run every variant of ``config`` (or the config itself when it has none).
+
+    Variant ``v`` is written to ``<output_dir>/<name>/<v>``. With ``resume``, finished variants are
+    read back and unfinished ones continued.
+
+    Returns:
+        Results by variant name (``{name: result}`` for a config without variants).
+    """
+    base = Path(config.output_dir) / _safe_name(config.name or "run")
+    if not config.variants:
+        return {config.name or "run": run(config, base, resume=resume, show_progress=show_progress)}
+    from accelerate import PartialState
+
+    # Only a started run counts: a run that failed before training (bad model path, ...) left no
+    # state.json, and fixing the cause and running again must just work.
+    taken = not resume and any((base / _safe_name(v) / "state.json").exists() for v in config.variants)
+    PartialState().wait_for_everyone()  # every rank looked before any rank writes
+    if taken:
+        raise RunDirExists(
+            f"{base.resolve()} already holds runs. Continue them with `migu run --resume {base}`, "
+            "or start new ones under another name (name=...) or output_dir."
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    if PartialState().is_main_process and (not resume or not (base / "config.yaml").exists()):
+        atomic_write_text(base / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    results = {}
+    for name, overrides in config.variants.items():
+        variant = config.with_overrides(overrides)
+        variant = dataclasses.replace(variant, variants={})
+        run_dir = base / _safe_name(name)
+        cont = resume and (run_dir / "state.json").exists()
+        results[name] = run(variant, run_dir, resume=cont, show_progress=show_progress)
+    return results
+
+
+def evaluate_run(
+    run_dir: str | Path, overrides: Sequence[str] = (), *, show_progress: bool = True
+) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of a run on its tasks (or others, through overrides).
+
+    Results go to ``RUN_DIR/eval/results.json`` and predictions to ``RUN_DIR/eval/predictions/``.
+
+    Args:
+        run_dir: A run directory with a checkpoint.
+        overrides: ``key=value`` changes to the saved config, e.g. ``data.tasks=[rotten_tomatoes]``
+            or ``eval.metric=rank``.
+
+    Returns:
+        ``{"tasks": [...], "accuracy": [...], "metric": str, "after_tasks": int}``.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir.resolve()} is not a run directory (no config.yaml).")
+    ckpt = run_dir / "checkpoint"
+    if not ckpt.exists():
+        raise FileNotFoundError(
+            f"{run_dir.resolve()} has no checkpoint yet (one is written after each task); nothing to evaluate."
+        )
+    saved = load_run_config(run_dir / "config.yaml")
+    cfg = saved.with_overrides(parse_overrides(overrides)) if overrides else saved
+    trained_labels = sorted({lab for t in load_tasks(saved.data, seed=saved.seed) for lab in t.labels})
+    r = _Run(cfg, run_dir / "eval", show_progress, labels=trained_labels)
+    try:
+        r.accelerator.load_state(str(ckpt))
+        done = read_json(run_dir / "state.json")["task"]
+        accs = r.evaluate_all(done)
+    finally:
+        r.close()
+    result = {"tasks": [t.name for t in r.tasks], "accuracy": accs, "metric": r.metric, "after_tasks": done}
+    if r.is_main:
+        write_json(run_dir / "eval" / "results.json", result)
+    return result

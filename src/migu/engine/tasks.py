@@ -1,0 +1,59 @@
+"""The task sequence of a run, from the ``data:`` block of its configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from migu.data.task import Task
+from migu.engine.config import DataConfig
+
+__all__ = ["cap_per_class", "load_tasks"]
+
+
+def cap_per_class(records: list[dict[str, str]], k: int) -> list[dict[str, str]]:
+    """The first ``k`` records of each label, in their original order."""
+    seen: Counter[str] = Counter()
+    out = []
+    for r in records:
+        if seen[r["label"]] < k:
+            seen[r["label"]] += 1
+            out.append(r)
+    return out
+
+
+def load_tasks(data: DataConfig, seed: int) -> list[Task]:
+    """Load the tasks of ``data.tasks`` in order.
+
+    Args:
+        data: The ``data:`` block (source, task names, caps).
+        seed: Decides which examples a cap keeps.
+
+    Returns:
+        The tasks, in training order.
+
+    Raises:
+        ValueError: unknown task (the message lists the available ones) or bad data files.
+        ImportError: the package that ships packaged data is missing (the message gives the fix).
+    """
+    tasks = []
+    for name in data.tasks:
+        if data.source == "packaged":
+            from migu.data.packaged import load_packaged_task
+
+            task = load_packaged_task(name, max_train=data.max_train, max_test=data.max_test, seed=seed)
+            if data.max_train_per_class is not None:
+                task = dataclasses.replace(task, train=cap_per_class(task.train, data.max_train_per_class))
+        else:
+            from migu.data.cl_benchmark import load_cl_benchmark_task
+
+            task = load_cl_benchmark_task(
+                name,
+                data.data_dir,
+                max_train=data.max_train,
+                max_train_per_class=data.max_train_per_class,
+                max_test=data.max_test,
+                seed=seed,
+            )
+        tasks.append(task)
+    return tasks

@@ -1,0 +1,203 @@
+"""End-to-end runs of the engine on tiny random models of each family, resume after a kill, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import save_tiny_model, tiny_config
+from safetensors.torch import load_file
+
+from migu.cli import main
+from migu.engine.config import run_config_from_dict
+from migu.engine.runner import KILL_ENV, RunDirExists, evaluate_run, resume_run, run, run_variants
+
+FAMILY_METRIC = {"bert": "classify", "t5": "exact_match", "llama": "exact_match"}
+
+
+@pytest.mark.parametrize("family", ["bert", "t5", "llama"])
+def test_run_writes_a_complete_run_directory(family, tiny_models_dir, tiny_benchmark, tmp_path):
+    cfg = run_config_from_dict(tiny_config(tiny_models_dir[family], tiny_benchmark, tmp_path))
+    result = run(cfg, show_progress=False)
+    d = tmp_path / "tiny"
+    assert result.run_dir == d
+    for name in (
+        "config.yaml",
+        "environment.json",
+        "state.json",
+        "matrix.json",
+        "matrix.csv",
+        "metrics.json",
+        "log.txt",
+    ):
+        assert (d / name).is_file(), name
+    assert (d / "checkpoint" / "model.safetensors").is_file()
+    assert not (d / "checkpoint.tmp").exists() and not (d / "checkpoint.old").exists()
+    matrix = json.loads((d / "matrix.json").read_text())
+    assert matrix["tasks"] == ["agnews", "sst2"]
+    assert matrix["rows"] == ["before training", "after agnews", "after sst2"]
+    assert len(matrix["matrix"]) == 3 and all(len(r) == 2 for r in matrix["matrix"])
+    assert matrix["metric"] == FAMILY_METRIC[family]
+    assert all(0.0 <= a <= 1.0 for r in matrix["matrix"] for a in r)
+    assert (d / "matrix.csv").read_text().splitlines()[0] == "row,agnews,sst2"
+    # Every task evaluated before training and after every task: 3 rows x 2 tasks of predictions.
+    preds = sorted(p.name for p in (d / "predictions").iterdir())
+    assert preds == [f"row{i}_{t}.jsonl" for i in range(3) for t in ("agnews", "sst2")]
+    lines = [json.loads(x) for x in (d / "predictions" / "row2_sst2.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and {"i", "sentence", "label", "prediction", "correct"} <= set(lines[0])
+    # The accuracy in the matrix is the share of correct predictions in the file.
+    assert matrix["matrix"][2][1] == pytest.approx(sum(x["correct"] for x in lines) / len(lines))
+    metrics = json.loads((d / "metrics.json").read_text())
+    for key in (
+        "final_average_accuracy",
+        "backward_transfer",
+        "forward_transfer",
+        "forgetting",
+        "learning_accuracy",
+    ):
+        assert key in metrics
+    assert metrics["optimizer_steps"] == 6  # 2 tasks x max_steps_per_task
+    assert 0.45 < metrics["mean_update_fraction"] < 0.55  # T = 0.5
+    state = json.loads((d / "state.json").read_text())
+    assert state["status"] == "finished" and state["task"] == 2
+    env = json.loads((d / "environment.json").read_text())
+    assert (
+        env["seed"] == 0
+        and env["versions"]["torch"] == torch.__version__.split("+")[0]
+        or env["versions"]["torch"]
+    )
+    assert yaml.safe_load((d / "config.yaml").read_text())["model"]["name"] == str(tiny_models_dir[family])
+
+
+def test_migu_disabled_updates_every_row_and_skip_first_task(tiny_models_dir, tiny_benchmark, tmp_path):
+    base = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    ft = run(run_config_from_dict({**base, "name": "ft", "migu": {"enabled": False}}), show_progress=False)
+    assert ft.metrics["mean_update_fraction"] == 1.0
+    skip = run(
+        run_config_from_dict(
+            {**base, "name": "skip", "migu": {"enabled": True, "threshold": 0.5, "skip_first_task": True}}
+        ),
+        show_progress=False,
+    )
+    # The first task trains unmasked, so only the second task's 3 steps are masked.
+    state = json.loads((skip.run_dir / "state.json").read_text())
+    assert state["masked_steps"] == 3
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "checkpoint" / "model.safetensors"))
+
+
+def test_resume_after_kill_ends_bit_identical(tmp_path, tiny_benchmark):
+    # Dropout on, so that the resumed run must restore the RNG state to match.
+    model_dir = save_tiny_model(tmp_path / "bert_dropout", "bert", dropout=0.2)
+    cfg = tiny_config(
+        model_dir,
+        tiny_benchmark,
+        tmp_path,
+        **{"train.max_steps_per_task": 4, "train.checkpoint_every": 2, "migu.mode": "strict"},
+    )
+    full = run(run_config_from_dict({**cfg, "name": "full"}), show_progress=False)
+
+    killed_cfg = tmp_path / "killed.yaml"
+    killed_cfg.write_text(yaml.safe_dump({**cfg, "name": "killed"}))
+    env = {**os.environ, KILL_ENV: "7", "PYTHONPATH": os.pathsep.join(sys.path)}
+    # 7 steps: the kill lands in the middle of the second task, one step after its checkpoint at step 2.
+    proc = subprocess.run(
+        [sys.executable, "-m", "migu.cli", "run", str(killed_cfg), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_dir = tmp_path / "killed"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "running" and state["task"] == 1 and state["step"] == 2
+    assert len(state["rows"]) == 2  # before training, after task 1
+
+    resumed = resume_run(run_dir, show_progress=False)
+    assert resumed.matrix == full.matrix
+    w_full, w_resumed = _weights(full.run_dir), _weights(run_dir)
+    assert w_full.keys() == w_resumed.keys()
+    for name in w_full:
+        assert torch.equal(w_full[name], w_resumed[name]), name
+    for row in range(3):
+        for task in ("agnews", "sst2"):
+            name = f"row{row}_{task}.jsonl"
+            assert (run_dir / "predictions" / name).read_text() == (
+                full.run_dir / "predictions" / name
+            ).read_text()
+
+
+def test_existing_run_dir_is_not_overwritten(tiny_models_dir, tiny_benchmark, tmp_path):
+    cfg = run_config_from_dict(tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path))
+    run(cfg, show_progress=False)
+    before = (tmp_path / "tiny" / "matrix.json").read_text()
+    with pytest.raises(RunDirExists, match="--resume"):
+        run(cfg, show_progress=False)
+    assert (tmp_path / "tiny" / "matrix.json").read_text() == before
+    # Resuming a finished run returns its results without training again.
+    again = resume_run(tmp_path / "tiny", show_progress=False)
+    assert again.matrix == json.loads(before)["matrix"]
+
+
+def test_variants_and_eval(tiny_models_dir, tiny_benchmark, tmp_path, capsys):
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    cfg["variants"] = {"FT": {"migu.enabled": False}, "FT+MIGU": {"migu.enabled": True}}
+    results = run_variants(run_config_from_dict(cfg), show_progress=False)
+    assert list(results) == ["FT", "FT+MIGU"]
+    assert results["FT"].metrics["mean_update_fraction"] == 1.0
+    assert results["FT+MIGU"].metrics["mean_update_fraction"] < 0.6
+    assert (tmp_path / "tiny" / "config.yaml").is_file()
+    # evaluate_run on the finished run reproduces the last row of its matrix.
+    out = evaluate_run(results["FT+MIGU"].run_dir, show_progress=False)
+    assert out["accuracy"] == results["FT+MIGU"].matrix[-1]
+    assert (results["FT+MIGU"].run_dir / "eval" / "results.json").is_file()
+    # --resume on the parent folder of the variants returns the finished runs.
+    assert main(["run", "--resume", str(tmp_path / "tiny"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "FT+MIGU" in printed and "final average accuracy" in printed
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys, tiny_benchmark):
+    assert main(["run", "train.lr=-1", "--print-config"]) == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert main(["run", "data.source=hub", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "data.source" in err and "packaged" in err and "cl_benchmark" in err
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    missing = tmp_path / "no_model"
+    assert main(["run", f"model.name={missing}", f"output_dir={tmp_path}", "--no-progress"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "run",
+                "data.source=cl_benchmark",
+                f"data.data_dir={tmp_path / 'nodata'}",
+                "data.tasks=[agnews]",
+                f"output_dir={tmp_path}",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
+    assert str(tmp_path / "nodata") in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_print_config_shows_the_embedded_default(capsys):
+    assert main(["run", "--print-config", "train.lr=2e-4"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["model"]["name"] == "all-MiniLM-L6-v2"
+    assert cfg["train"]["lr"] == 2e-4
+    assert set(cfg["variants"]) == {"FT", "FT+MIGU"}
