@@ -15,7 +15,7 @@ from conftest import save_tiny_model, tiny_config
 from safetensors.torch import load_file
 
 from migu.cli import main
-from migu.engine.config import run_config_from_dict
+from migu.engine.config import ConfigError, run_config_from_dict
 from migu.engine.runner import KILL_ENV, RunDirExists, evaluate_run, resume_run, run, run_variants
 
 FAMILY_METRIC = {"bert": "classify", "t5": "exact_match", "llama": "exact_match"}
@@ -201,3 +201,16 @@ def test_print_config_shows_the_embedded_default(capsys):
     assert cfg["model"]["name"] == "all-MiniLM-L6-v2"
     assert cfg["train"]["lr"] == 2e-4
     assert set(cfg["variants"]) == {"FT", "FT+MIGU"}
+
+
+def test_task_epochs_set_the_steps_of_one_task(tiny_models_dir, tiny_benchmark, tmp_path):
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"train.max_steps_per_task": None})
+    cfg["train"]["task_epochs"] = {"sst2": 2}
+    result = run(run_config_from_dict(cfg), show_progress=False)
+    # 24 training records, batch 4: 6 steps for agnews (1 epoch), 12 for sst2 (2 epochs).
+    assert result.metrics["optimizer_steps"] == 18
+    cfg["train"]["task_epochs"] = {"yelp": 2}
+    with pytest.raises(ConfigError, match="train.task_epochs names yelp, not in data.tasks"):
+        run_config_from_dict(cfg)
+    with pytest.raises(ConfigError, match=r"train.task_epochs.sst2=0 is out of range"):
+        run_config_from_dict({**cfg, "train": {"task_epochs": {"sst2": 0}}})

@@ -178,6 +178,8 @@ class TrainConfig(_Section):
 
     Args:
         epochs: Passes over each task's training set (fractions allowed); ``> 0``.
+        task_epochs: Per task name, epochs that replace ``epochs`` for that task, e.g.
+            ``{dbpedia: 0.5, yahoo: 2}``; every name must be one of ``data.tasks``.
         max_steps_per_task: Cap on optimizer steps per task (``None``: no cap).
         batch_size: Examples per forward pass.
         grad_accum_steps: Forward passes per optimizer step.
@@ -194,6 +196,7 @@ class TrainConfig(_Section):
     _prefix: ClassVar[str] = "train"
 
     epochs: float = 1.0
+    task_epochs: dict[str, float] = field(default_factory=dict)
     max_steps_per_task: int | None = None
     batch_size: int = 16
     grad_accum_steps: int = 1
@@ -213,6 +216,16 @@ class TrainConfig(_Section):
 
     def _validate(self) -> None:
         self._range("epochs", 0, strict_low=True)
+        if not isinstance(self.task_epochs, Mapping):
+            raise _type_error(self._key("task_epochs"), self.task_epochs, "a mapping of task name -> epochs")
+        checked = {}
+        for task, epochs in self.task_epochs.items():
+            key = f"{self._key('task_epochs')}.{task}"
+            value = _coerce(key, epochs, float)
+            if value <= 0:
+                raise ConfigError(f"{key}={epochs!r} is out of range: it must be > 0.")
+            checked[str(task)] = value
+        self.task_epochs = checked
         for name in ("max_steps_per_task", "batch_size", "grad_accum_steps"):
             self._range(name, 1)
         self._range("lr", 0, strict_low=True)
@@ -350,6 +363,11 @@ class RunConfig(_Section):
                 raise ConfigError(f"name={self.name!r} must not contain path separators or be '.'/'..'.")
         _nonempty("output_dir", self.output_dir)
         self._range("seed", 0)
+        unknown = sorted(set(self.train.task_epochs) - set(self.data.tasks))
+        if unknown:
+            raise ConfigError(
+                f"train.task_epochs names {', '.join(unknown)}, not in data.tasks; allowed: {', '.join(self.data.tasks)}."
+            )
         self.variants = _check_variants(self.variants)
         # Apply each variant now, so a bad override fails before the first run rather than midway.
         base = self.to_dict()

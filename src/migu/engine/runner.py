@@ -86,7 +86,9 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _micro_batches(n_train: int, cfg: RunConfig, task_index: int, global_batch: int) -> list[list[int]]:
+def _micro_batches(
+    n_train: int, cfg: RunConfig, task_index: int, epochs: float, global_batch: int
+) -> list[list[int]]:
     """Global micro-batches of example indices for one task.
 
     The order is a pure function of (seed, task, epoch), so a resumed run sees the same batches.
@@ -94,7 +96,7 @@ def _micro_batches(n_train: int, cfg: RunConfig, task_index: int, global_batch: 
     (at least one step), capped by ``train.max_steps_per_task``.
     """
     accum = cfg.train.grad_accum_steps
-    n_micro = max(accum, int(cfg.train.epochs * n_train) // global_batch // accum * accum)
+    n_micro = max(accum, int(epochs * n_train) // global_batch // accum * accum)
     if cfg.train.max_steps_per_task is not None:
         n_micro = min(n_micro, cfg.train.max_steps_per_task * accum)
     order: list[int] = []
@@ -284,7 +286,8 @@ class _Run:
         global_batch = cfg.train.batch_size * world
         for t in range(self.state["task"], len(self.tasks)):
             task = self.tasks[t]
-            plan = _micro_batches(len(task.train), cfg, t, global_batch)
+            epochs = cfg.train.task_epochs.get(task.name, cfg.train.epochs)
+            plan = _micro_batches(len(task.train), cfg, t, epochs, global_batch)
             n_steps = len(plan) // cfg.train.grad_accum_steps
             start = self.state["step"]
             if start == 0:
