@@ -33,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "EvalConfig",
     "MiguBlock",
+    "MethodConfig",
     "load_run_config",
     "parse_overrides",
     "run_config_from_dict",
@@ -326,6 +327,62 @@ class MiguBlock(_Section):
 
 
 @dataclass
+class MethodConfig(_Section):
+    """The continual-learning method of a run (see :mod:`migu.methods`); MIGU combines with any.
+
+    Args:
+        name: ``ft``, ``lora``, ``inclora``, ``olora``, ``ewc``, ``mtl``, ``ft_per_task``, or a
+            method registered by ``module``. Replay: set ``replay_fraction`` (FTReplay =
+            ``ft`` + replay, LoRAReplay = ``lora`` + replay; the paper keeps 2% of each task).
+        module: Import path of a module that registers your own method (``migu.methods.register``).
+        lora_r: LoRA rank (paper: 8).
+        lora_alpha: LoRA alpha (paper: 32).
+        lora_dropout: LoRA dropout (paper: 0.05).
+        lora_targets: Layer names LoRA adapts; ``None``: PEFT's default for the architecture (q, v).
+        olora_lambda1: Weight of O-LoRA's orthogonality loss ``sum |A_old A_new^T|``.
+        olora_lambda2: Weight of O-LoRA's L2 term on the new adapter (O-LoRA: sum of the L2 norms).
+        replay_fraction: Share of each finished task's training set kept for replay, in ``[0, 1]``.
+        ewc_lambda: Weight of the EWC penalty ``lambda/2 sum_k sum_i F_ki (theta_i - theta*_ki)^2``.
+        ewc_samples: Training examples per task used to estimate the diagonal Fisher.
+    """
+
+    _prefix: ClassVar[str] = "method"
+
+    name: str = "ft"
+    module: str | None = None
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] | None = None
+    olora_lambda1: float = 0.5
+    olora_lambda2: float = 0.0
+    replay_fraction: float = 0.0
+    ewc_lambda: float = 100.0
+    ewc_samples: int = 64
+
+    def _validate(self) -> None:
+        _nonempty(self._key("name"), self.name)
+        if self.module is None:
+            from migu.methods import available_methods
+
+            if self.name not in available_methods():
+                raise ConfigError(
+                    f"{self._key('name')}={self.name!r} is not one of: {', '.join(available_methods())} "
+                    "(or set method.module to the module that registers it)."
+                )
+        self._range("lora_r", 1)
+        self._range("lora_alpha", 1)
+        self._range("lora_dropout", 0, 1)
+        for name in ("olora_lambda1", "olora_lambda2", "ewc_lambda"):
+            self._range(name, 0)
+        if not 0.0 <= self.replay_fraction <= 1.0:
+            raise ConfigError(
+                f"{self._key('replay_fraction')}={self.replay_fraction!r} is out of range: it must be in [0, 1]."
+            )
+        self._range("ewc_samples", 1)
+
+
+@dataclass
 class RunConfig(_Section):
     """Everything ``migu run`` needs: model, data, training, evaluation, MIGU, and variants.
 
@@ -353,6 +410,7 @@ class RunConfig(_Section):
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     migu: MiguBlock = field(default_factory=MiguBlock)
+    method: MethodConfig = field(default_factory=MethodConfig)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _validate(self) -> None:

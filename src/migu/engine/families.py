@@ -25,7 +25,10 @@ from torch import nn
 from migu.data.task import Task, format_prompt
 from migu.eval.text import exact_match
 
-__all__ = ["FAMILY_METRICS", "Family", "make_family"]
+__all__ = ["FAMILY_METRICS", "Family", "Item", "make_family"]
+
+#: one training example: the task it belongs to and its record ``{"sentence", "label"}``
+Item = tuple[Task, dict]
 
 #: metrics each family can compute; the first is the default of ``eval.metric: auto``
 FAMILY_METRICS = {
@@ -86,10 +89,8 @@ class Family:
                 out[i, : len(r)] = torch.tensor(r)
         return out
 
-    def _encode_prompts(
-        self, task: Task, records: Sequence[dict], left: bool = False
-    ) -> dict[str, torch.Tensor]:
-        rows = [self._prompt_ids(task, r["sentence"]) for r in records]
+    def _encode_prompts(self, items: Sequence[Item], left: bool = False) -> dict[str, torch.Tensor]:
+        rows = [self._prompt_ids(task, r["sentence"]) for task, r in items]
         ids = self._pad(rows, self.tokenizer.pad_token_id, left=left)  # (B, L)
         mask = self._pad([[1] * len(r) for r in rows], 0, left=left)  # (B, L)
         return {"input_ids": ids, "attention_mask": mask}
@@ -101,8 +102,12 @@ class Family:
         return ids + ([eos] if eos is not None else [])
 
     # ------------------------------------------------------------------ interface
-    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
-        """Model inputs with ``labels`` for one training micro-batch."""
+    def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
+        """Model inputs with ``labels`` for one training micro-batch of (task, record) pairs.
+
+        The records of one batch may come from different tasks (replay); each is prompted with
+        its own task's instruction and options.
+        """
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -155,10 +160,10 @@ class EncoderFamily(Family):
         mask[[self.label_ids[lab] for lab in task.labels]] = 0.0
         return mask
 
-    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
-        batch = self._encode_prompts(task, records)
-        batch["labels"] = torch.tensor([self.label_ids[r["label"]] for r in records])  # (B,)
-        batch["option_mask"] = self._option_mask(task).expand(len(records), -1)  # (B, n_union)
+    def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
+        batch = self._encode_prompts(items)
+        batch["labels"] = torch.tensor([self.label_ids[r["label"]] for _, r in items])  # (B,)
+        batch["option_mask"] = torch.stack([self._option_mask(task) for task, _ in items])  # (B, n_union)
         return batch
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -169,7 +174,7 @@ class EncoderFamily(Family):
     @torch.no_grad()
     def predict(self, model: nn.Module, task: Task, records: Sequence[dict], metric: str) -> list[str]:
         union = list(self.label_ids)
-        batch = _to(self._encode_prompts(task, records), _device(model))
+        batch = _to(self._encode_prompts([(task, r) for r in records]), _device(model))
         logits = model(**batch).logits.float()  # (B, n_union)
         logits = logits + self._option_mask(task).to(logits.device)
         return [union[i] for i in logits.argmax(-1).tolist()]
@@ -180,8 +185,8 @@ class _GenerativeFamily(Family):
 
     def _option_logprobs(self, model: nn.Module, task: Task, records: Sequence[dict]) -> torch.Tensor:
         """Summed log-probability of each option's tokens given the prompt: ``(B, n_options)``."""
-        expanded = [{"sentence": r["sentence"], "label": lab} for r in records for lab in task.labels]
-        batch = _to(self.training_batch(task, expanded), _device(model))
+        expanded = [(task, {"sentence": r["sentence"], "label": lab}) for r in records for lab in task.labels]
+        batch = _to(self.training_batch(expanded), _device(model))
         logits = self._answer_logits(model, batch).float()  # (B*n_opt, L, V)
         labels = batch["labels"]  # (B*n_opt, L)
         logp = torch.log_softmax(logits, -1)
@@ -215,16 +220,16 @@ class EncoderDecoderFamily(_GenerativeFamily):
         ids = ids[: self.max_target_length - (eos is not None)]
         return ids + ([eos] if eos is not None else [])
 
-    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
-        batch = self._encode_prompts(task, records)
-        batch["labels"] = self._pad([self._answer_ids(r["label"]) for r in records], -100)  # (B, Lt)
+    def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
+        batch = self._encode_prompts(items)
+        batch["labels"] = self._pad([self._answer_ids(r["label"]) for _, r in items], -100)  # (B, Lt)
         return batch
 
     def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(**batch).logits  # (B, Lt, V): the decoder input is labels shifted right
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
-        batch = _to(self._encode_prompts(task, records), _device(model))
+        batch = _to(self._encode_prompts([(task, r) for r in records]), _device(model))
         out = model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)
 
@@ -234,9 +239,9 @@ class DecoderFamily(_GenerativeFamily):
 
     name = "decoder"
 
-    def training_batch(self, task: Task, records: Sequence[dict]) -> dict[str, torch.Tensor]:
+    def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
         ids, labels = [], []
-        for r in records:
+        for task, r in items:
             prompt = self._prompt_ids(task, r["sentence"])
             answer = self._answer_ids(r["label"])
             ids.append(prompt + answer)
@@ -254,7 +259,7 @@ class DecoderFamily(_GenerativeFamily):
         return torch.cat([logits[:, :1] * 0, logits[:, :-1]], dim=1)  # (B, L, V): now aligned with labels
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
-        batch = _to(self._encode_prompts(task, records, left=True), _device(model))
+        batch = _to(self._encode_prompts([(task, r) for r in records], left=True), _device(model))
         out = model.generate(
             **batch,
             max_new_tokens=self.max_new_tokens,

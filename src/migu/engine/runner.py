@@ -36,10 +36,11 @@ from tqdm.auto import tqdm
 
 from migu.data.task import Task
 from migu.engine.config import ConfigError, RunConfig, load_run_config, parse_overrides
-from migu.engine.families import FAMILY_METRICS, Family, make_family
+from migu.engine.families import FAMILY_METRICS, Family, Item, make_family
 from migu.engine.rundir import atomic_write_text, environment_info, read_json, write_json, write_matrix
 from migu.engine.tasks import load_tasks
 from migu.eval.metrics import summarize
+from migu.methods import Method, MethodContext, make_method
 from migu.models.loading import load_model
 
 __all__ = ["RunDirExists", "RunResult", "evaluate_run", "resume_run", "run", "run_variants"]
@@ -172,18 +173,12 @@ class _Run:
             )
         self.metric = metric
         self.model_source = loaded.source
-        model = loaded.model
+        self.method: Method = make_method(cfg.method, self.tasks, cfg.seed, self.accelerator.num_processes)
+        model = self.method.setup(loaded.model)
         model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.handle = None
-        if cfg.migu.enabled:
-            from migu.core.handle import attach
-
-            self.handle = attach(
-                self.accelerator.unwrap_model(self.model), cfg.migu.to_migu_config(), optimizer=self.optimizer
-            )
+        self.model = self.accelerator.prepare(model)
+        self.optimizer: Any = None
+        self.handle: Any = None
         self.scheduler: Any = None
         self.state: dict[str, Any] = {
             "status": "running",
@@ -198,6 +193,47 @@ class _Run:
         self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
         self._steps_this_process = 0
 
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _start_task(self, t: int) -> None:
+        """Let the method prepare task t, then a fresh AdamW over what it trains, and MIGU on it."""
+        acc, cfg = self.accelerator, self.cfg
+        self.method.begin_task(t, self.unwrapped)
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+        if self.optimizer is not None:
+            # accelerate saves every optimizer it prepared; only this task's one is live.
+            acc._optimizers = [o for o in acc._optimizers if o is not self.optimizer]
+        params = self.method.trainable_parameters(self.unwrapped)
+        if not params:
+            raise ValueError(f"method.name={cfg.method.name!r} left no trainable parameter for task {t + 1}.")
+        optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.optimizer = acc.prepare_optimizer(optimizer)
+        if cfg.migu.enabled:
+            from migu.core.handle import attach
+
+            self.handle = attach(self.unwrapped, cfg.migu.to_migu_config(), optimizer=self.optimizer)
+            self.handle.enabled = not (cfg.migu.skip_first_task and t == 0)
+
+    def start(self, resume: bool) -> None:
+        """Rebuild the method's structure up to the current task and load the checkpoint (resume)."""
+        if resume:
+            self.state = read_json(self.run_dir / "state.json")
+            self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
+        current = self.state["task"]
+        if current >= len(self.tasks):  # finished: the structure of the last task, nothing to train
+            for k in range(len(self.tasks)):
+                self.method.begin_task(k, self.unwrapped)
+            return
+        for k in range(current):
+            self.method.begin_task(k, self.unwrapped)
+        self._start_task(current)
+        if resume:
+            self._load_checkpoint()
+
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self) -> None:
         """Checkpoint and state.json, atomically: a kill at any moment leaves a loadable checkpoint."""
@@ -210,7 +246,7 @@ class _Run:
         self.accelerator.save_state(str(tmp))
         if self.is_main:
             sched = self.scheduler.state_dict() if self.scheduler is not None else None
-            torch.save({"scheduler": sched}, tmp / "migu_scheduler.pt")
+            torch.save({"scheduler": sched, "method": self.method.state_dict()}, tmp / "migu_state.pt")
             if final.exists():
                 final.rename(old)
             tmp.rename(final)
@@ -219,18 +255,17 @@ class _Run:
                 shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
 
-    def load_checkpoint(self) -> None:
-        """Restore model, optimizer, RNG states, scheduler and progress from the run directory."""
+    def _load_checkpoint(self) -> None:
+        """Restore model, optimizer, RNG states, scheduler and the method's state."""
         ckpt = self.run_dir / "checkpoint"
         if not ckpt.exists() and (self.run_dir / "checkpoint.old").exists():
             ckpt = self.run_dir / "checkpoint.old"  # killed between the two renames
-        self.state = read_json(self.run_dir / "state.json")
-        self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
         if not ckpt.exists():
             return  # killed before the first checkpoint: nothing trained yet
         self.accelerator.load_state(str(ckpt))
-        extra = torch.load(ckpt / "migu_scheduler.pt", weights_only=False)
+        extra = torch.load(ckpt / "migu_state.pt", weights_only=False)
         self._pending_scheduler_state = extra["scheduler"]
+        self.method.load_state_dict(extra["method"])
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_all(self, row: int) -> list[float]:
@@ -286,25 +321,27 @@ class _Run:
         global_batch = cfg.train.batch_size * world
         for t in range(self.state["task"], len(self.tasks)):
             task = self.tasks[t]
+            items = self.method.training_items(t)
             epochs = cfg.train.task_epochs.get(task.name, cfg.train.epochs)
-            plan = _micro_batches(len(task.train), cfg, t, epochs, global_batch)
+            plan = _micro_batches(len(items), cfg, t, epochs, global_batch) if items else []
             n_steps = len(plan) // cfg.train.grad_accum_steps
-            start = self.state["step"]
-            if start == 0:
-                self.optimizer.optimizer.state.clear()  # fresh AdamW moments for each task
-            self.scheduler = _scheduler(cfg, self.optimizer.optimizer, n_steps)
-            pending = getattr(self, "_pending_scheduler_state", None)
-            if pending is not None:
-                self.scheduler.load_state_dict(pending)
-                self._pending_scheduler_state = None
+            if n_steps:
+                self.scheduler = _scheduler(cfg, self.optimizer.optimizer, n_steps)
+                pending = getattr(self, "_pending_scheduler_state", None)
+                if pending is not None:
+                    self.scheduler.load_state_dict(pending)
+                    self._pending_scheduler_state = None
+                self._train_task(t, task, items, plan, self.state["step"], n_steps)
+            self.method.end_task(t, self.unwrapped, MethodContext(self.family, acc.device))
             if self.handle is not None:
-                self.handle.enabled = not (cfg.migu.skip_first_task and t == 0)
-            self._train_task(t, task, plan, start, n_steps)
+                self.handle.reset()  # forwards of end_task (e.g. EWC's Fisher) are not training
             self.state["rows"].append(self.evaluate_all(t + 1))
             self.state.update(task=t + 1, step=0)
+            self.scheduler = None
             if t + 1 == len(self.tasks):
                 self.state["status"] = "finished"
-            self.scheduler = None
+            else:
+                self._start_task(t + 1)  # the boundary checkpoint holds the next task's optimizer
             self._save_checkpoint()
             self._write_results()
             logger.info("after %s: %s", task.name, " ".join(f"{a:.3f}" for a in self.state["rows"][-1]))
@@ -313,7 +350,9 @@ class _Run:
             write_json(self.run_dir / "state.json", _jsonable(self.state))
         return RunResult(self.run_dir, [t.name for t in self.tasks], self.state["rows"], metrics)
 
-    def _train_task(self, t: int, task: Task, plan: list[list[int]], start: int, n_steps: int) -> None:
+    def _train_task(
+        self, t: int, task: Task, items: list[Item], plan: list[list[int]], start: int, n_steps: int
+    ) -> None:
         cfg, acc = self.cfg, self.accelerator
         accum = cfg.train.grad_accum_steps
         rank, bs = acc.process_index, cfg.train.batch_size
@@ -328,10 +367,13 @@ class _Run:
         step = start
         t0 = time.perf_counter()
         for i in range(start * accum, len(plan)):
-            records = [task.train[j] for j in plan[i][rank * bs : (rank + 1) * bs]]
-            batch = {k: v.to(acc.device) for k, v in self.family.training_batch(task, records).items()}
+            chunk = [items[j] for j in plan[i][rank * bs : (rank + 1) * bs]]
+            batch = {k: v.to(acc.device) for k, v in self.family.training_batch(chunk).items()}
             with acc.accumulate(self.model):
                 loss = self.family.loss(self.model, batch)
+                penalty = self.method.penalty(self.unwrapped, t)
+                if penalty is not None:
+                    loss = loss + penalty
                 acc.backward(loss)
                 if acc.sync_gradients:
                     if self.handle is not None and self.handle.enabled:
@@ -425,8 +467,8 @@ def run(
             info["model_source"] = r.model_source
             write_json(run_dir / "environment.json", info)
             write_json(state_file, r.state)
+        r.start(resume)
         if resume:
-            r.load_checkpoint()
             logger.info("resuming %s at task %d, step %d", run_dir, r.state["task"] + 1, r.state["step"])
         else:
             logger.info("run %s: tasks %s", run_dir, ", ".join(t.name for t in r.tasks))
@@ -512,8 +554,10 @@ def evaluate_run(
     trained_labels = sorted({lab for t in load_tasks(saved.data, seed=saved.seed) for lab in t.labels})
     r = _Run(cfg, run_dir / "eval", show_progress, labels=trained_labels)
     try:
-        r.accelerator.load_state(str(ckpt))
         done = read_json(run_dir / "state.json")["task"]
+        r.state["task"] = done
+        r.start(resume=False)  # the method's structure (adapters) at that point of the sequence
+        r.accelerator.load_state(str(ckpt))
         accs = r.evaluate_all(done)
     finally:
         r.close()

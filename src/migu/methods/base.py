@@ -1,0 +1,165 @@
+"""The method interface: what a continual-learning method may change in the engine's loop.
+
+The engine (:mod:`migu.engine.runner`) calls, for a sequence of T tasks::
+
+    model = method.setup(model)                 # once, before accelerate.prepare (e.g. add LoRA)
+    for t in range(T):
+        method.begin_task(t, model)             # structure and trainability for task t
+        params = method.trainable_parameters(model)   # a fresh AdamW over these
+        for batch of method.training_items(t):  # (task, record) pairs, mixed by the engine
+            loss = family loss + method.penalty(model, t)
+        method.end_task(t, model, ctx)          # data-dependent state (Fisher, replay buffer)
+        evaluate every task
+
+Resume: ``begin_task(k, model)`` is called again for k = 0..t before the checkpoint is loaded, so it
+must depend only on the model's structure and k (no data, no randomness that the checkpoint does not
+restore); everything ``end_task`` learns goes in :meth:`Method.state_dict`, saved with checkpoints.
+
+MIGU is not a method: the ``migu:`` block masks the gradient of whatever the method trains.
+
+Adding your own method (one file; run with ``method.name=mine method.module=my_pkg.my_method``)::
+
+    from migu.methods import Method, register
+
+    @register("mine")
+    class Mine(Method):
+        def penalty(self, model, t):
+            return 1e-4 * sum(p.pow(2).sum() for p in self.trainable_parameters(model))
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from migu.data.task import Task
+
+if TYPE_CHECKING:
+    from migu.engine.config import MethodConfig
+    from migu.engine.families import Family, Item
+
+__all__ = ["Method", "MethodContext", "available_methods", "make_method", "register"]
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make a :class:`Method` available as ``method.name=<name>``."""
+
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(
+                f"A method named {name!r} is already registered ({_REGISTRY[name].__qualname__})."
+            )
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def available_methods() -> list[str]:
+    """Names of the registered methods (built-in ones and those of imported modules)."""
+    import migu.methods  # noqa: F401  (registers the built-in methods)
+
+    return sorted(_REGISTRY)
+
+
+@dataclass
+class MethodContext:
+    """What ``end_task`` may use: the family (to build batches and losses) and the device."""
+
+    family: Family
+    device: torch.device
+
+
+class Method:
+    """Plain fine-tuning of every weight; the base of all methods (override what you change).
+
+    Args:
+        config: The ``method:`` block of the run configuration.
+        tasks: The task sequence.
+        seed: The run's seed (for sampling, e.g. of a replay buffer).
+        num_processes: Data-parallel processes; methods that change the set of trained parameters
+            during a run raise for more than one.
+    """
+
+    name = "ft"
+    #: True for methods whose trainable parameters change between tasks (not DDP-compatible).
+    changes_trainable_set = False
+
+    def __init__(self, config: MethodConfig, tasks: list[Task], seed: int, num_processes: int = 1) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.seed = seed
+        self.replay: list[Item] = []  # (task, record) pairs of finished tasks
+        if self.changes_trainable_set and num_processes > 1:
+            raise ValueError(
+                f"method.name={self.name!r} changes which parameters train from task to task, which DDP "
+                "does not allow; run it in one process (ft, lora, ewc, mtl and replay run on many)."
+            )
+
+    # ------------------------------------------------------------------ hooks the engine calls
+    def setup(self, model: nn.Module) -> nn.Module:
+        """Change the model once before training (e.g. wrap it with adapters); returns the model."""
+        return model
+
+    def begin_task(self, t: int, model: nn.Module) -> None:
+        """Prepare task ``t`` (structure and trainability only; see the module docstring)."""
+
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """The parameters the optimizer of the current task trains."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def training_items(self, t: int) -> list[Item]:
+        """Training examples of task ``t``: its records plus the replay buffer."""
+        task = self.tasks[t]
+        return [(task, r) for r in task.train] + list(self.replay)
+
+    def penalty(self, model: nn.Module, t: int) -> torch.Tensor | None:
+        """A term added to the training loss of every micro-batch (None: nothing)."""
+        return None
+
+    def end_task(self, t: int, model: nn.Module, ctx: MethodContext) -> None:
+        """After training task ``t``: add its share to the replay buffer (``replay_fraction``)."""
+        share = self.config.replay_fraction
+        if share > 0:
+            task = self.tasks[t]
+            k = max(1, round(share * len(task.train)))
+            rng = random.Random(f"migu.replay:{self.seed}:{t}")
+            self.replay.extend((task, r) for r in rng.sample(task.train, min(k, len(task.train))))
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """What ``end_task`` learned, for checkpoints (tensors on CPU)."""
+        names = [t.name for t in self.tasks]
+        return {"replay": [(names.index(task.name), r) for task, r in self.replay]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.replay = [(self.tasks[i], r) for i, r in state.get("replay", [])]
+
+
+def make_method(config: MethodConfig, tasks: list[Task], seed: int, num_processes: int = 1) -> Method:
+    """The method named by ``config.name`` (importing ``config.module`` first when set).
+
+    Raises:
+        ValueError: unknown method name (the message lists the registered ones).
+        ImportError: ``config.module`` cannot be imported.
+    """
+    if config.module:
+        import importlib
+
+        importlib.import_module(config.module)
+    names = available_methods()
+    if config.name not in _REGISTRY:
+        raise ValueError(f"method.name={config.name!r} is not one of: {', '.join(names)}.")
+    return _REGISTRY[config.name](config, tasks, seed, num_processes)
+
+
+register("ft")(Method)
