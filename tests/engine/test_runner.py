@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import save_tiny_model, tiny_config
 from safetensors.torch import load_file
+from tiny_runs import save_tiny_model, tiny_config
 
 from migu.cli import main
 from migu.engine.config import ConfigError, run_config_from_dict
