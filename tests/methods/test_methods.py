@@ -49,6 +49,7 @@ def engine_dirs(tmp_path_factory):
         ("olora", {"olora_lambda2": 0.1}),
         ("ewc", {"ewc_samples": 4}),
         ("mtl", {}),
+        ("moelora", {}),
         ("ft_per_task", {}),
         ("ft", {"replay_fraction": 0.25}),
         ("lora", {"replay_fraction": 0.25}),
@@ -161,10 +162,10 @@ def test_ewc_penalty_and_fisher_equal_references(engine_dirs):
     assert ewc_penalty(theta, consolidated, 7.0).item() == pytest.approx(3.5 * expected, rel=1e-6)
 
     # Fisher: the mean of squared per-example gradients, recomputed here one example at a time.
+    from transformers import AutoTokenizer
+
     from migu.engine.families import make_family
     from migu.methods.base import MethodContext
-
-    from transformers import AutoTokenizer
 
     model_dir, _ = engine_dirs
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -265,3 +266,29 @@ def test_resume_rebuilds_method_state_bit_identically(name, engine_dirs, tmp_pat
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_moelora_router_sees_all_experts():
+    from migu.methods import MoELoRA
+    from migu.methods.moelora import MoELoRALinear
+
+    tasks = _tasks()
+    method = make_method(MethodConfig(name="moelora", lora_dropout=0.0), tasks, seed=0)
+    assert isinstance(method, MoELoRA)
+    model = method.setup(build("bert"))
+    layers = [m for m in model.modules() if isinstance(m, MoELoRALinear)]
+    assert len(layers) == 4  # query and value of 2 blocks
+    base_before = {n: p.detach().clone() for n, p in model.named_parameters() if ".base." in n}
+    _sgd_steps(model, method, 0, steps=2)
+    for layer in layers:
+        x = torch.randn(2, 5, layer.base.in_features)
+        g = layer.gates(x)  # (2, 5, 3)
+        assert g.shape == (2, 5, len(tasks)) and (g > 0).all()
+        torch.testing.assert_close(g.sum(-1), torch.ones(2, 5))
+        # After two steps every expert's B has moved away from zero and the router has learned.
+        assert all(b.weight.abs().sum() > 0 for b in layer.lora_B)
+    for n, p in model.named_parameters():
+        if ".base." in n:
+            assert torch.equal(p, base_before[n]), n  # the pretrained layer stays frozen
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any(".router." in n for n in trainable) and any(n.startswith("classifier.") for n in trainable)

@@ -8,11 +8,13 @@ from migu.methods.base import Method, MethodContext, available_methods, make_met
 from migu.methods.ewc import EWC
 from migu.methods.joint import MTL, PerTaskFT
 from migu.methods.lora import IncLoRA, LoRA
+from migu.methods.moelora import MoELoRA
 from migu.methods.olora import OLoRA
 
 __all__ = [
     "EWC",
     "MTL",
+    "MoELoRA",
     "IncLoRA",
     "LoRA",
     "Method",
