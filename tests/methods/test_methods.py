@@ -292,3 +292,29 @@ def test_moelora_router_sees_all_experts():
             assert torch.equal(p, base_before[n]), n  # the pretrained layer stays frozen
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any(".router." in n for n in trainable) and any(n.startswith("classifier.") for n in trainable)
+
+
+def test_component_ablation_masks_only_the_named_layers(engine_dirs, tmp_path):
+    """Paper Table 5: MIGU on a subset of q, k, v, o, FFN; here on `query` only, one AdamW step."""
+    from safetensors.torch import load_file
+
+    model_dir, bench = engine_dirs
+    cfg = tiny_config(model_dir, bench, tmp_path, **{"train.max_steps_per_task": 1})
+    cfg["data"]["tasks"] = ["agnews"]
+    cfg["migu"] = {"enabled": True, "threshold": 0.5, "targets": ["query"]}
+    result = run(run_config_from_dict(cfg), show_progress=False)
+    before = load_file(str(model_dir / "model.safetensors"))
+    after = load_file(str(result.run_dir / "checkpoint" / "model.safetensors"))
+    checked = set()
+    for name, w0 in before.items():
+        if ".layer." not in name or not name.endswith(".weight") or w0.dim() != 2:
+            continue  # the linear layers of the blocks: q, k, v, o and the FFN
+        w1 = after["bert." + name]
+        moved = (w1 != w0).any(dim=1)  # (d_out,) rows that changed
+        layer = name.split(".")[-2]
+        if layer == "query":
+            assert int(moved.sum()) == w0.shape[0] // 2, name  # floor(0.5 * d_out) rows masked
+        else:
+            assert bool(moved.all()), name  # not a target: every row updated
+        checked.add(layer)
+    assert {"query", "key", "value", "dense"} <= checked
