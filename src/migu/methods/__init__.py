@@ -4,7 +4,14 @@ Each combines with the ``migu:`` block of a run. See :mod:`migu.methods.base` fo
 how to add your own method in one file.
 """
 
-from migu.methods.base import Method, MethodContext, available_methods, make_method, register
+from migu.methods.base import (
+    Method,
+    MethodContext,
+    available_methods,
+    make_method,
+    method_summaries,
+    register,
+)
 from migu.methods.ewc import EWC
 from migu.methods.joint import MTL, PerTaskFT
 from migu.methods.lora import IncLoRA, LoRA
@@ -23,5 +30,6 @@ __all__ = [
     "PerTaskFT",
     "available_methods",
     "make_method",
+    "method_summaries",
     "register",
 ]

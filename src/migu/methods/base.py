@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from migu.engine.config import MethodConfig
     from migu.engine.families import Family, Item
 
-__all__ = ["Method", "MethodContext", "available_methods", "make_method", "register"]
+__all__ = ["Method", "MethodContext", "available_methods", "make_method", "method_summaries", "register"]
 
 _REGISTRY: dict[str, type[Method]] = {}
 
@@ -68,6 +68,12 @@ def available_methods() -> list[str]:
     import migu.methods  # noqa: F401  (registers the built-in methods)
 
     return sorted(_REGISTRY)
+
+
+def method_summaries() -> dict[str, str]:
+    """Method name -> the first line of its class docstring (for ``migu list``)."""
+    names = available_methods()
+    return {n: (_REGISTRY[n].__doc__ or "").strip().splitlines()[0] for n in names}
 
 
 @dataclass
