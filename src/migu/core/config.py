@@ -47,6 +47,9 @@ class MiguConfig:
         mode: One of ``MODE_CHOICES``.
         sync_distributed: Average the magnitudes across data-parallel ranks before taking the mask
             (when ``torch.distributed`` is initialized), so every rank applies the same mask.
+        criterion: What ranks the output units (``migu.core.criteria``): ``"output"`` (MIGU), or
+            the paper's ablations ``"gradient"``, ``"weight"``, ``"random"``.
+        seed: Seed of the ``"random"`` criterion.
 
     Raises:
         ValueError: a field is out of range or not one of its choices.
@@ -59,6 +62,8 @@ class MiguConfig:
     ignore_padding: bool = False
     mode: str = "grad"
     sync_distributed: bool = True
+    criterion: str = "output"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
@@ -79,6 +84,13 @@ class MiguConfig:
             raise ValueError(
                 f"MiguConfig.mode={self.mode!r} is not one of {MODE_CHOICES}: 'grad' zeroes masked "
                 "gradient rows (official code), 'strict' also keeps their weights and optimizer state."
+            )
+        from migu.core.criteria import CRITERIA
+
+        if self.criterion not in CRITERIA:
+            raise ValueError(
+                f"MiguConfig.criterion={self.criterion!r} is not one of {CRITERIA}: 'output' is MIGU; "
+                "'gradient', 'weight' and 'random' are the paper's Table 11 ablations."
             )
         if isinstance(self.targets, str):
             if not self.targets:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from migu.core.config import MiguConfig
+from migu.core.criteria import unit_scores
 from migu.core.distributed import UNSUPPORTED_SETUP_HELP, average_across_ranks, check_supported_setup
 from migu.core.magnitude import output_magnitude
 from migu.core.mask import keep_mask, mask_gradient_, num_masked
@@ -99,7 +100,7 @@ class MiguHandle:
         enabled: While False, no magnitudes are recorded and no mask is applied (training proceeds
             as without MIGU); setting it drops magnitudes recorded so far.
         magnitudes: Per source module name, the ``(d_out,)`` magnitudes behind the last mask
-            (after averaging across ranks).
+            (after averaging across ranks); with another ``criterion``, per unit name, its scores.
         masks: Per unit name, the ``(d_out,)`` bool mask of the last step, True = updated.
         steps: Number of optimizer steps masked so far.
     """
@@ -145,6 +146,7 @@ class MiguHandle:
         # True between a mask and the optimizer step it belongs to: lets a caller mask early (before
         # gradient clipping, as the official code does) without the step pre-hook masking twice.
         self._masked_since_step = False
+        self._by_output = config.criterion == "output"  # other criteria need no forward statistic
 
         enc, dec = _encoder_decoder_prefixes(model)
         modules = dict(model.named_modules())
@@ -172,7 +174,7 @@ class MiguHandle:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             # Only training forwards count: evaluation under no_grad and checkpoint recomputation
             # inside backward would otherwise add to (or double) the magnitudes.
-            if not self._enabled or not torch.is_grad_enabled() or _in_backward():
+            if not self._enabled or not torch.is_grad_enabled() or _in_backward() or not self._by_output:
                 return
             y = output[0] if isinstance(output, tuple | list) else output  # (..., d_out)
             m = output_magnitude(y, self._padding_mask_for(source, y), self.config.normalize)  # (d_out,)
@@ -275,14 +277,22 @@ class MiguHandle:
         if not self._enabled:
             self.reset()
             return
-        magnitudes = self._gather_magnitudes()
+        if self._by_output:
+            magnitudes = self._gather_magnitudes()
+            keeps = self._keep_masks(magnitudes)
+        else:  # ranked per weight, by its gradient, its weight or at random
+            magnitudes = {
+                u.name: unit_scores(u, self.config.criterion, seed=self.config.seed, step=self.steps, index=i)
+                for i, u in enumerate(self.units)
+                if self.config.criterion != "gradient" or u.weight.grad is not None
+            }
+            keeps = {name: keep_mask(m, self.config.threshold) for name, m in magnitudes.items()}
         self.reset()
-        keeps = self._keep_masks(magnitudes)
         self.magnitudes = magnitudes
         self.masks = {}
         strict = self.config.mode == "strict"
         for unit in self.units:
-            keep = keeps.get(unit.source)
+            keep = keeps.get(unit.source if self._by_output else unit.name)
             if keep is None:
                 continue
             self.masks[unit.name] = keep

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 import yaml
 
 from migu.core.config import MODE_CHOICES, NORMALIZE_CHOICES, TARGET_PRESETS, MiguConfig
+from migu.core.criteria import CRITERIA
 
 __all__ = [
     "ConfigError",
@@ -275,6 +276,7 @@ class MiguBlock(_Section):
         ignore_padding: Padded positions do not count in the magnitudes.
         mode: ``"grad"`` or ``"strict"``.
         skip_first_task: No mask on the first task (as the official code).
+        criterion: ``"output"`` (MIGU), ``"gradient"``, ``"weight"`` or ``"random"`` (paper Table 11).
     """
 
     _prefix: ClassVar[str] = "migu"
@@ -287,6 +289,7 @@ class MiguBlock(_Section):
     ignore_padding: bool = False
     mode: str = "grad"
     skip_first_task: bool = False
+    criterion: str = "output"
 
     def _validate(self) -> None:
         self._range("threshold", 0, 1)
@@ -312,6 +315,7 @@ class MiguBlock(_Section):
             _nonempty(self._key("exclude"), name)
         self._choice("normalize", NORMALIZE_CHOICES)
         self._choice("mode", MODE_CHOICES)
+        self._choice("criterion", CRITERIA)
 
     def to_migu_config(self) -> MiguConfig:
         """The :class:`migu.MiguConfig` these settings describe (``enabled`` and ``skip_first_task``
@@ -323,6 +327,7 @@ class MiguBlock(_Section):
             normalize=self.normalize,
             ignore_padding=self.ignore_padding,
             mode=self.mode,
+            criterion=self.criterion,
         )
 
 
