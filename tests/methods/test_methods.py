@@ -318,3 +318,13 @@ def test_component_ablation_masks_only_the_named_layers(engine_dirs, tmp_path):
             assert bool(moved.all()), name  # not a target: every row updated
         checked.add(layer)
     assert {"query", "key", "value", "dense"} <= checked
+
+
+@pytest.mark.parametrize("migu_extra", [{"criterion": "gradient"}, {"clusters": 4, "cluster_by": "magnitude"}])
+def test_criteria_and_clusters_run_in_the_engine(migu_extra, engine_dirs, tmp_path):
+    model_dir, bench = engine_dirs
+    cfg = tiny_config(model_dir, bench, tmp_path, **{"train.max_steps_per_task": 2})
+    cfg["migu"] = {"enabled": True, "threshold": 0.5, **migu_extra}
+    result = run(run_config_from_dict(cfg), show_progress=False)
+    assert result.metrics["optimizer_steps"] == 4
+    assert result.metrics["mean_update_fraction"] < 1.0

@@ -49,7 +49,11 @@ class MiguConfig:
             (when ``torch.distributed`` is initialized), so every rank applies the same mask.
         criterion: What ranks the output units (``migu.core.criteria``): ``"output"`` (MIGU), or
             the paper's ablations ``"gradient"``, ``"weight"``, ``"random"``.
-        seed: Seed of the ``"random"`` criterion.
+        seed: Seed of the ``"random"`` criterion and of the k-means of ``clusters``.
+        clusters: MIGU + Cluster (paper Appendix E): group each layer's output units into this many
+            k-means clusters and mask whole clusters (``0``: off). Needs ``criterion="output"``.
+        cluster_by: ``"weight"`` (k-means over weight rows, at attach) or ``"magnitude"``
+            (co-magnitude profiles from ``handle.fit_clusters(batches)``).
 
     Raises:
         ValueError: a field is out of range or not one of its choices.
@@ -64,6 +68,8 @@ class MiguConfig:
     sync_distributed: bool = True
     criterion: str = "output"
     seed: int = 0
+    clusters: int = 0
+    cluster_by: str = "weight"
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
@@ -91,6 +97,16 @@ class MiguConfig:
             raise ValueError(
                 f"MiguConfig.criterion={self.criterion!r} is not one of {CRITERIA}: 'output' is MIGU; "
                 "'gradient', 'weight' and 'random' are the paper's Table 11 ablations."
+            )
+        if isinstance(self.clusters, bool) or not isinstance(self.clusters, int) or self.clusters < 0:
+            raise ValueError(f"MiguConfig.clusters={self.clusters!r} must be an int >= 0 (0: no clustering).")
+        if self.cluster_by not in ("weight", "magnitude"):
+            raise ValueError(
+                f"MiguConfig.cluster_by={self.cluster_by!r} is not one of ('weight', 'magnitude')."
+            )
+        if self.clusters and self.criterion != "output":
+            raise ValueError(
+                "MiguConfig.clusters needs criterion='output' (clusters are ranked by output magnitude)."
             )
         if isinstance(self.targets, str):
             if not self.targets:

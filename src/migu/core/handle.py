@@ -14,12 +14,14 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from migu.core.cluster import cluster_keep_mask, kmeans
 from migu.core.config import MiguConfig
 from migu.core.criteria import unit_scores
 from migu.core.distributed import UNSUPPORTED_SETUP_HELP, average_across_ranks, check_supported_setup
@@ -147,6 +149,8 @@ class MiguHandle:
         # gradient clipping, as the official code does) without the step pre-hook masking twice.
         self._masked_since_step = False
         self._by_output = config.criterion == "output"  # other criteria need no forward statistic
+        #: source name -> (d_out,) cluster id of each output unit (MIGU + Cluster); empty when off
+        self.cluster_ids: dict[str, torch.Tensor] = {}
 
         enc, dec = _encoder_decoder_prefixes(model)
         modules = dict(model.named_modules())
@@ -156,6 +160,11 @@ class MiguHandle:
                 source = _Source(unit.source, token_stream(unit.source, enc, dec))
                 self._sources[unit.source] = source
                 self._hooks.append(modules[unit.source].register_forward_hook(self._make_hook(source)))
+        if config.clusters and config.cluster_by == "weight":
+            for name in self._sources:
+                unit = next(u for u in self.units if u.source == name)
+                rows = unit.weight.detach().movedim(unit.unit_dim, 0)  # (d_out, d_in)
+                self.cluster_ids[name] = kmeans(rows, config.clusters, seed=config.seed)
         if config.ignore_padding:
             self._hooks.append(model.register_forward_pre_hook(self._token_masks.capture, with_kwargs=True))
             self._hooks.append(
@@ -253,6 +262,33 @@ class MiguHandle:
         called = chunks[-1] > 0
         return {s.name: chunks[i] for i, s in enumerate(sources) if bool(called[i])}
 
+    def fit_clusters(self, batches: Iterable[dict[str, Any]]) -> None:
+        """Cluster each layer's units by their co-magnitude profiles over ``batches`` (MIGU + Cluster).
+
+        Each batch is one forward (model inputs as keyword arguments); a unit's profile is its
+        magnitude on every batch, L1-normalized over the batches. Nothing is trained, and nothing
+        recorded here counts towards the next mask.
+
+        Raises:
+            ValueError: the config has ``clusters=0`` or ``cluster_by != "magnitude"``, or no batch.
+        """
+        if not self.config.clusters or self.config.cluster_by != "magnitude":
+            raise ValueError("fit_clusters needs MiguConfig(clusters=k > 0, cluster_by='magnitude').")
+        self.reset()
+        profiles: dict[str, list[torch.Tensor]] = defaultdict(list)
+        with torch.enable_grad():  # the hooks record training-style forwards only
+            for batch in batches:
+                self.model(**batch)
+                for name, m in self._gather_magnitudes().items():
+                    profiles[name].append(m)
+                self.reset()
+        if not profiles:
+            raise ValueError("fit_clusters got no batch (or no target layer ran).")
+        for name, ms in profiles.items():
+            p = torch.stack(ms, dim=1)  # (d_out, n_batches)
+            p = p / p.sum(dim=1, keepdim=True).clamp(min=1e-12)
+            self.cluster_ids[name] = kmeans(p, self.config.clusters, seed=self.config.seed)
+
     def _source_width(self, source: _Source) -> int:
         if source.total is not None:
             return source.total.shape[0]
@@ -320,7 +356,12 @@ class MiguHandle:
         for name, m in magnitudes.items():
             by_width[m.shape[0]].append(name)
         keeps: dict[str, torch.Tensor] = {}
+        for name in [n for n in magnitudes if n in self.cluster_ids]:  # MIGU + Cluster
+            keeps[name] = cluster_keep_mask(magnitudes[name], self.cluster_ids[name], self.config.threshold)
+            by_width[magnitudes[name].shape[0]].remove(name)
         for width, names in by_width.items():
+            if not names:
+                continue
             if num_masked(width, self.config.threshold) == 0:
                 keeps.update(
                     {n: torch.ones(width, dtype=torch.bool, device=magnitudes[n].device) for n in names}

@@ -277,6 +277,10 @@ class MiguBlock(_Section):
         mode: ``"grad"`` or ``"strict"``.
         skip_first_task: No mask on the first task (as the official code).
         criterion: ``"output"`` (MIGU), ``"gradient"``, ``"weight"`` or ``"random"`` (paper Table 11).
+        clusters: MIGU + Cluster (paper Appendix E): k-means clusters of output units per layer,
+            masked whole (``0``: off).
+        cluster_by: ``"weight"`` (weight rows) or ``"magnitude"`` (co-magnitude profiles over 8
+            training batches of each task, fitted when the task starts).
     """
 
     _prefix: ClassVar[str] = "migu"
@@ -290,6 +294,8 @@ class MiguBlock(_Section):
     mode: str = "grad"
     skip_first_task: bool = False
     criterion: str = "output"
+    clusters: int = 0
+    cluster_by: str = "weight"
 
     def _validate(self) -> None:
         self._range("threshold", 0, 1)
@@ -316,6 +322,12 @@ class MiguBlock(_Section):
         self._choice("normalize", NORMALIZE_CHOICES)
         self._choice("mode", MODE_CHOICES)
         self._choice("criterion", CRITERIA)
+        self._range("clusters", 0)
+        self._choice("cluster_by", ("weight", "magnitude"))
+        if self.clusters and self.criterion != "output":
+            raise ConfigError(
+                f"{self._key('clusters')}={self.clusters} needs {self._key('criterion')}='output'."
+            )
 
     def to_migu_config(self) -> MiguConfig:
         """The :class:`migu.MiguConfig` these settings describe (``enabled`` and ``skip_first_task``
@@ -328,6 +340,8 @@ class MiguBlock(_Section):
             ignore_padding=self.ignore_padding,
             mode=self.mode,
             criterion=self.criterion,
+            clusters=self.clusters,
+            cluster_by=self.cluster_by,
         )
 
 

@@ -217,6 +217,23 @@ class _Run:
 
             self.handle = attach(self.unwrapped, cfg.migu.to_migu_config(), optimizer=self.optimizer)
             self.handle.enabled = not (cfg.migu.skip_first_task and t == 0)
+            if cfg.migu.clusters and cfg.migu.cluster_by == "magnitude":
+                self._fit_clusters(t)
+
+    def _fit_clusters(self, t: int, n_batches: int = 8) -> None:
+        """Co-magnitude clusters from the first training batches of task t (MIGU + Cluster)."""
+        items = self.method.training_items(t) or [(task, r) for task in self.tasks for r in task.train]
+        bs = self.cfg.train.batch_size
+        batches = [
+            {
+                k: v.to(self.accelerator.device)
+                for k, v in self.family.training_batch(items[i : i + bs]).items()
+            }
+            for i in range(0, min(len(items), n_batches * bs), bs)
+        ]
+        for b in batches:
+            b.pop("option_mask", None)  # the encoder family's loss input, not a model input
+        self.handle.fit_clusters(batches)
 
     def start(self, resume: bool) -> None:
         """Rebuild the method's structure up to the current task and load the checkpoint (resume)."""
