@@ -142,3 +142,28 @@ def tiny_config(model_dir: Path, data_dir: Path, out: Path, **overrides) -> dict
         else:
             cfg[section] = value
     return cfg
+
+
+def run_killed(cfg: dict, folder: Path, after_steps: int) -> Path:
+    """Run ``cfg`` (named "killed") in a subprocess that SIGKILLs itself after ``after_steps`` optimizer
+    steps, like an out-of-memory kill; returns the run directory left behind."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from migu.engine.runner import KILL_ENV
+
+    path = folder / "killed.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "name": "killed"}))
+    env = {**os.environ, KILL_ENV: str(after_steps), "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "migu.cli", "run", str(path), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    return folder / "killed"

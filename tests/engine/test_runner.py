@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from tiny_runs import save_tiny_model, tiny_config
+from tiny_runs import run_killed, save_tiny_model, tiny_config
 
 from migu.cli import main
 from migu.engine.config import ConfigError, run_config_from_dict
-from migu.engine.runner import KILL_ENV, RunDirExists, evaluate_run, resume_run, run, run_variants
+from migu.engine.runner import RunDirExists, evaluate_run, resume_run, run, run_variants
 
 FAMILY_METRIC = {"bert": "classify", "t5": "exact_match", "llama": "exact_match"}
 
@@ -105,19 +102,8 @@ def test_resume_after_kill_ends_bit_identical(tmp_path, tiny_benchmark):
     )
     full = run(run_config_from_dict({**cfg, "name": "full"}), show_progress=False)
 
-    killed_cfg = tmp_path / "killed.yaml"
-    killed_cfg.write_text(yaml.safe_dump({**cfg, "name": "killed"}))
-    env = {**os.environ, KILL_ENV: "7", "PYTHONPATH": os.pathsep.join(sys.path)}
     # 7 steps: the kill lands in the middle of the second task, one step after its checkpoint at step 2.
-    proc = subprocess.run(
-        [sys.executable, "-m", "migu.cli", "run", str(killed_cfg), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
-    run_dir = tmp_path / "killed"
+    run_dir = run_killed(cfg, tmp_path, after_steps=7)
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "running" and state["task"] == 1 and state["step"] == 2
     assert len(state["rows"]) == 2  # before training, after task 1

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-import yaml
 from tiny_models import build, make_batch
-from tiny_runs import save_tiny_model, tiny_config, write_tiny_benchmark
+from tiny_runs import run_killed, save_tiny_model, tiny_config, write_tiny_benchmark
 
 from migu.data.task import Task
 from migu.engine.config import ConfigError, MethodConfig, run_config_from_dict
-from migu.engine.runner import KILL_ENV, resume_run, run
+from migu.engine.runner import resume_run, run
 from migu.methods import EWC, MTL, IncLoRA, Method, PerTaskFT, make_method
 from migu.methods.ewc import ewc_penalty
 from migu.methods.olora import olora_penalty
@@ -246,17 +242,7 @@ def test_resume_rebuilds_method_state_bit_identically(name, engine_dirs, tmp_pat
     )
     cfg["method"] = {"name": name, "replay_fraction": 0.25, "ewc_samples": 4}
     full = run(run_config_from_dict({**cfg, "name": "full"}), show_progress=False)
-    path = tmp_path / "killed.yaml"
-    path.write_text(yaml.safe_dump({**cfg, "name": "killed"}))
-    env = {**os.environ, KILL_ENV: "7", "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "migu.cli", "run", str(path), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_killed(cfg, tmp_path, after_steps=7)
     resumed = resume_run(tmp_path / "killed", show_progress=False)
     assert resumed.matrix == full.matrix
     from safetensors.torch import load_file
@@ -320,7 +306,9 @@ def test_component_ablation_masks_only_the_named_layers(engine_dirs, tmp_path):
     assert {"query", "key", "value", "dense"} <= checked
 
 
-@pytest.mark.parametrize("migu_extra", [{"criterion": "gradient"}, {"clusters": 4, "cluster_by": "magnitude"}])
+@pytest.mark.parametrize(
+    "migu_extra", [{"criterion": "gradient"}, {"clusters": 4, "cluster_by": "magnitude"}]
+)
 def test_criteria_and_clusters_run_in_the_engine(migu_extra, engine_dirs, tmp_path):
     model_dir, bench = engine_dirs
     cfg = tiny_config(model_dir, bench, tmp_path, **{"train.max_steps_per_task": 2})
