@@ -316,3 +316,17 @@ def test_criteria_and_clusters_run_in_the_engine(migu_extra, engine_dirs, tmp_pa
     result = run(run_config_from_dict(cfg), show_progress=False)
     assert result.metrics["optimizer_steps"] == 4
     assert result.metrics["mean_update_fraction"] < 1.0
+
+
+def test_olora_per_task_lambda1():
+    tasks = _tasks()
+    method = make_method(MethodConfig(name="olora", olora_task_lambda1={"t1": 2.0}), tasks, seed=0)
+    model = method.setup(build("bert"))
+    for t in (0, 1):
+        method.begin_task(t, model)
+        _sgd_steps(model, method, t, steps=1)
+    base = olora_penalty(model, 1, 1.0, 0.0)
+    assert base.item() > 0
+    torch.testing.assert_close(method.penalty(model, 1), 2.0 * base)
+    with pytest.raises(ConfigError, match="olora_task_lambda1.t1=-1"):
+        MethodConfig(name="olora", olora_task_lambda1={"t1": -1})

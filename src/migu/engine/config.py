@@ -360,6 +360,8 @@ class MethodConfig(_Section):
         lora_targets: Layer names LoRA adapts; ``None``: PEFT's default for the architecture (q, v).
         olora_lambda1: Weight of O-LoRA's orthogonality loss ``sum |A_old A_new^T|``.
         olora_lambda2: Weight of O-LoRA's L2 term on the new adapter (O-LoRA: sum of the L2 norms).
+        olora_task_lambda1: Per task name, a ``lambda1`` replacing ``olora_lambda1`` while that task
+            trains (O-LoRA's long-sequence scripts set one per task).
         replay_fraction: Share of each finished task's training set kept for replay, in ``[0, 1]``.
         ewc_lambda: Weight of the EWC penalty ``lambda/2 sum_k sum_i F_ki (theta_i - theta*_ki)^2``.
         ewc_samples: Training examples per task used to estimate the diagonal Fisher.
@@ -375,6 +377,7 @@ class MethodConfig(_Section):
     lora_targets: list[str] | None = None
     olora_lambda1: float = 0.5
     olora_lambda2: float = 0.0
+    olora_task_lambda1: dict[str, float] = field(default_factory=dict)
     replay_fraction: float = 0.0
     ewc_lambda: float = 100.0
     ewc_samples: int = 64
@@ -399,6 +402,18 @@ class MethodConfig(_Section):
                 f"{self._key('replay_fraction')}={self.replay_fraction!r} is out of range: it must be in [0, 1]."
             )
         self._range("ewc_samples", 1)
+        if not isinstance(self.olora_task_lambda1, Mapping):
+            raise _type_error(
+                self._key("olora_task_lambda1"), self.olora_task_lambda1, "a mapping of task -> lambda1"
+            )
+        checked = {}
+        for task, value in self.olora_task_lambda1.items():
+            key = f"{self._key('olora_task_lambda1')}.{task}"
+            number = _coerce(key, value, float)
+            if number < 0:
+                raise ConfigError(f"{key}={value!r} is out of range: it must be >= 0.")
+            checked[str(task)] = number
+        self.olora_task_lambda1 = checked
 
 
 @dataclass

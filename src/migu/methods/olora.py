@@ -44,4 +44,5 @@ class OLoRA(IncLoRA):
     """IncLoRA with O-LoRA's orthogonality and L2 losses."""
 
     def penalty(self, model: nn.Module, t: int) -> torch.Tensor | None:
-        return olora_penalty(model, t, self.config.olora_lambda1, self.config.olora_lambda2)
+        lambda1 = self.config.olora_task_lambda1.get(self.tasks[t].name, self.config.olora_lambda1)
+        return olora_penalty(model, t, lambda1, self.config.olora_lambda2)
