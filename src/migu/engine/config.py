@@ -48,7 +48,7 @@ __all__ = [
 
 FAMILY_CHOICES = ("auto", "encoder", "encoder-decoder", "decoder")
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
-SOURCE_CHOICES = ("packaged", "cl_benchmark")
+SOURCE_CHOICES = ("packaged", "cl_benchmark", "files")
 SCHEDULER_CHOICES = ("constant", "linear", "cosine")
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
 METRIC_CHOICES = ("auto", "classify", "exact_match", "rank")
@@ -146,6 +146,8 @@ class DataConfig(_Section):
         max_train: Training examples per task in total (``None``: all).
         max_train_per_class: Training examples per class and task (``None``: no per-class cap).
         max_test: Test examples per task (``None``: all).
+        order: The paper's task order 1-6 (with ``source: cl_benchmark``); replaces ``tasks``.
+        files: With ``source: files``, per task name its files and columns (:mod:`migu.data.files`).
     """
 
     _prefix: ClassVar[str] = "data"
@@ -156,9 +158,42 @@ class DataConfig(_Section):
     max_train: int | None = 960
     max_train_per_class: int | None = None
     max_test: int | None = 300
+    order: int | None = None
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _validate(self) -> None:
         self._choice("source", SOURCE_CHOICES)
+        if self.order is not None:
+            from migu.benchmarks.orders import ORDERS
+
+            if self.order not in ORDERS or self.order == 7:
+                raise ConfigError(
+                    f"{self._key('order')}={self.order!r}: the task orders are 1-3 (standard) and 4-6 (long) "
+                    "of the paper; order 7 (continual pre-training) is not available as a task sequence."
+                )
+            if self.source != "cl_benchmark":
+                raise ConfigError(f"{self._key('order')}={self.order} needs data.source=cl_benchmark.")
+            self.tasks = list(ORDERS[self.order])  # the order defines the sequence
+        if not isinstance(self.files, Mapping):
+            raise _type_error(self._key("files"), self.files, "a mapping of task name -> file entry")
+        if self.source == "files":
+            from migu.data.files import FILE_SPEC_KEYS
+
+            missing = [t for t in self.tasks if t not in self.files]
+            if missing:
+                raise ConfigError(
+                    f"data.source=files but data.files has no entry for {', '.join(missing)}; "
+                    "give each task {train: PATH, test: PATH, ...}."
+                )
+            for task, spec in self.files.items():
+                if not isinstance(spec, Mapping) or "train" not in spec or "test" not in spec:
+                    raise ConfigError(f"{self._key('files')}.{task} needs at least `train` and `test` paths.")
+                unknown = sorted(set(spec) - set(FILE_SPEC_KEYS))
+                if unknown:
+                    raise ConfigError(
+                        f"{self._key('files')}.{task} has unknown keys {', '.join(unknown)}; "
+                        f"allowed: {', '.join(FILE_SPEC_KEYS)}."
+                    )
         if not self.tasks:
             raise ConfigError(
                 f"{self._key('tasks')}=[] is empty: give at least one task, e.g. data.tasks=[a,b]."

@@ -44,6 +44,18 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
             task = load_packaged_task(name, max_train=data.max_train, max_test=data.max_test, seed=seed)
             if data.max_train_per_class is not None:
                 task = dataclasses.replace(task, train=cap_per_class(task.train, data.max_train_per_class))
+        elif data.source == "files":
+            from migu.data.files import load_file_task
+
+            task = load_file_task(
+                name,
+                data.files[name],
+                base_dir=data.data_dir,
+                max_train=data.max_train,
+                max_train_per_class=data.max_train_per_class,
+                max_test=data.max_test,
+                seed=seed,
+            )
         else:
             from migu.data.cl_benchmark import load_cl_benchmark_task
 
