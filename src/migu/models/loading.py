@@ -145,7 +145,9 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": _DTYPES[dtype], **extra}
     # The LOAD REPORT of a freshly initialized classification head is expected here, not a problem.
     verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # a bar per weight file is noise here
     try:
         if fam == "encoder":
             if not num_labels:
@@ -159,6 +161,8 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     finally:
         transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if getattr(model.config, "pad_token_id", None) is None:
