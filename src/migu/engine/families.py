@@ -65,6 +65,9 @@ class Family:
         max_new_tokens: int,
     ) -> None:
         self.tokenizer = tokenizer
+        # Prompts are cut by _prompt_ids (keeping the options and "Answer:"), not by the tokenizer;
+        # this silences its "longer than the maximum length" warning on the full prompt.
+        tokenizer.model_max_length = 1 << 30
         self.max_length = max_length
         self.max_target_length = max_target_length
         self.label_ids = {lab: i for i, lab in enumerate(labels)}
