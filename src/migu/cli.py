@@ -7,6 +7,8 @@ migu run --resume runs/default             # continue a killed run (or all varia
 migu run --print-config [CONFIG]           # the resolved config as YAML, nothing run
 migu eval RUN_DIR [key=value ...]          # evaluate a run's latest checkpoint
 migu list                                  # tasks, models, methods and metrics available
+migu sweep --grid migu.threshold=[0.3,0.7]  # one run per grid point
+migu report RUN_DIR [RUN_DIR ...]          # one HTML page (and Markdown) comparing runs
 migu version
 """
 
@@ -135,6 +137,52 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from migu.report import ReportOptions, build_report
+
+    options = ReportOptions(
+        analysis=not args.no_analysis,
+        samples=args.samples,
+        threshold=args.threshold,
+        layer=args.layer,
+        max_analysis_runs=args.max_analysis_runs,
+        include_unfinished=args.include_unfinished,
+        title=args.title,
+    )
+    result = build_report(args.paths, args.out, options, progress=lambda line: print(line, file=sys.stderr))
+    print(f"{len(result.runs)} run(s) in {len(result.groups)} group(s); {len(result.left_out)} left out")
+    print(f"written: {result.html}\n         {result.markdown}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from migu.engine.default import default_run_config
+    from migu.report.sweep import format_sweep_summary, load_sweep_config, parse_grid, plan_sweep, run_sweep
+
+    path, overrides = _split_config(args.args)
+    base = default_run_config() if path is None else None
+    if path is None and not any(o.split("=", 1)[0].strip() == "name" for o in overrides):
+        base = base.with_overrides({"name": "sweep"})  # not the embedded default's runs/default
+    cfg, grid = load_sweep_config(path, overrides, base=base)
+    grid.update(parse_grid(args.grid or []))
+    if not grid:
+        print(
+            "migu sweep: nothing to sweep: give --grid KEY=[v1,v2] or a `sweep:` mapping in the config.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run:
+        sweep_dir, planned = plan_sweep(cfg, grid)
+        for r in planned:
+            print(r.run_dir)
+        print(f"{len(planned)} run(s) under {sweep_dir}")
+        return 0
+    sweep_dir, outcomes = run_sweep(cfg, grid, show_progress=not args.no_progress)
+    print(format_sweep_summary(outcomes))
+    print(f"compare them: migu report {sweep_dir}")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``migu`` console script."""
     parser = argparse.ArgumentParser(
@@ -163,6 +211,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=_eval)
+    rep = sub.add_parser("report", help="one HTML page (and Markdown) comparing runs")
+    rep.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories or folders above them")
+    rep.add_argument("--out", metavar="DIR", help="where report.html/.md go (default: the single RUN_DIR)")
+    rep.add_argument("--no-analysis", action="store_true", help="skip the sections that load checkpoints")
+    rep.add_argument("--samples", type=int, default=16, help="training examples per task for masks (16)")
+    rep.add_argument("--threshold", type=float, help="T of the analysis masks (default: the runs')")
+    rep.add_argument("--layer", help="layer (name or part of one) for the per-layer plots")
+    rep.add_argument("--max-analysis-runs", type=int, default=8, help="groups analysed at most (8)")
+    rep.add_argument("--include-unfinished", action="store_true", help="report unfinished runs too")
+    rep.add_argument("--title", default="migu report", help="page title")
+    rep.set_defaults(func=_report)
+    swp = sub.add_parser("sweep", help="one run per point of a grid of config values")
+    swp.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="YAML config and overrides")
+    swp.add_argument(
+        "--grid", action="append", metavar="KEY=[v1,v2]", help="values of one key (repeat for a grid)"
+    )
+    swp.add_argument("--dry-run", action="store_true", help="list the run directories, run nothing")
+    swp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    swp.set_defaults(func=_sweep)
     lst = sub.add_parser("list", help="tasks, models, methods and metrics available")
     lst.set_defaults(func=_list)
     version = sub.add_parser("version", help="print the version")
