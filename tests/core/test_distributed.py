@@ -99,4 +99,6 @@ def test_ddp_two_processes_equal_one_process(tmp_path, launcher, mode):
         for name in masks[step]:
             assert torch.equal(masks[step][name], ddp["masks"][step][name]), (step, name)
     for key, value in state.items():
-        torch.testing.assert_close(ddp["state"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+        # Adam divides by sqrt(v): an element whose gradient is float noise (summation order differs
+        # between 2 ranks and 1 process) can move by a noticeable fraction of lr. 1e-5 = lr * 1e-3.
+        torch.testing.assert_close(ddp["state"][key], value, rtol=1e-5, atol=1e-5, msg=key)

@@ -54,6 +54,11 @@ class MiguConfig:
             k-means clusters and mask whole clusters (``0``: off). Needs ``criterion="output"``.
         cluster_by: ``"weight"`` (k-means over weight rows, at attach) or ``"magnitude"``
             (co-magnitude profiles from ``handle.fit_clusters(batches)``).
+        fast_path: Compute, in the backward of each ``nn.Linear`` / ``Conv1D`` target, the weight
+            gradient of the kept rows only (``migu.core.fast_path``): about ``T`` of the
+            weight-gradient product skipped. The mask of each micro-batch is the running mask of
+            the step so far (the step's own mask with one micro-batch per step); other layers
+            keep the dense path. Needs ``criterion="output"``. Works with either ``mode``.
 
     Raises:
         ValueError: a field is out of range or not one of its choices.
@@ -70,6 +75,7 @@ class MiguConfig:
     seed: int = 0
     clusters: int = 0
     cluster_by: str = "weight"
+    fast_path: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
@@ -107,6 +113,14 @@ class MiguConfig:
         if self.clusters and self.criterion != "output":
             raise ValueError(
                 "MiguConfig.clusters needs criterion='output' (clusters are ranked by output magnitude)."
+            )
+        if not isinstance(self.fast_path, bool):
+            raise ValueError(f"MiguConfig.fast_path must be True or False, got {self.fast_path!r}.")
+        if self.fast_path and self.criterion != "output":
+            raise ValueError(
+                f"MiguConfig(fast_path=True) needs criterion='output', got {self.criterion!r}: the fast path "
+                "masks each layer's weight gradient in its backward, so the mask must be known after the "
+                "forward from output magnitudes ('gradient' is only known after the backward)."
             )
         if isinstance(self.targets, str):
             if not self.targets:

@@ -6,11 +6,16 @@ time the magnitudes are averaged across data-parallel ranks, the ``floor(T * d_o
 of each layer are masked, and their gradient rows zeroed (``mode="grad"``) or, in addition, their
 weights and optimizer state kept exactly as they were (``mode="strict"``).
 
-Nothing global is patched: the handle owns its hooks and removes exactly those.
+With ``MiguConfig(fast_path=True)`` the eligible layers also compute only their kept weight-gradient
+rows, masked per micro-batch with the running mask (see :mod:`migu.core.fast_path`).
+
+Nothing global is patched: the handle owns its hooks (and, on the fast path, the instance
+``forward`` of its layers) and removes exactly those.
 """
 
 from __future__ import annotations
 
+import types
 import warnings
 import weakref
 from collections import defaultdict
@@ -24,9 +29,15 @@ from torch.utils.hooks import RemovableHandle
 from migu.core.cluster import cluster_keep_mask, kmeans
 from migu.core.config import MiguConfig
 from migu.core.criteria import unit_scores
-from migu.core.distributed import UNSUPPORTED_SETUP_HELP, average_across_ranks, check_supported_setup
+from migu.core.distributed import (
+    UNSUPPORTED_SETUP_HELP,
+    average_across_ranks,
+    check_supported_setup,
+    world_size,
+)
+from migu.core.fast_path import RowSlot, fallback_reason, install_fast_forward, lora_prefixes, uninstall
 from migu.core.magnitude import output_magnitude
-from migu.core.mask import keep_mask, mask_gradient_, num_masked
+from migu.core.mask import keep_indices, keep_mask, mask_gradient_, num_masked
 from migu.core.strict import RowSnapshot, restore_rows, snapshot_rows
 from migu.core.targets import MaskedUnit, find_units, token_stream
 from migu.core.token_mask import TokenMasks
@@ -105,6 +116,8 @@ class MiguHandle:
             (after averaging across ranks); with another ``criterion``, per unit name, its scores.
         masks: Per unit name, the ``(d_out,)`` bool mask of the last step, True = updated.
         steps: Number of optimizer steps masked so far.
+        fast_path_units: With ``fast_path=True``, the units whose backward computes kept rows only.
+        fast_path_fallbacks: With ``fast_path=True``, unit name -> why it keeps the dense path.
     """
 
     def __init__(
@@ -170,6 +183,16 @@ class MiguHandle:
             self._hooks.append(
                 model.register_forward_hook(self._token_masks.release, with_kwargs=True, always_call=True)
             )
+        self.fast_path_units: list[str] = []
+        self.fast_path_fallbacks: dict[str, str] = {}
+        # Fast path state: installed forwards, slots created by this forward of the model, its depth,
+        # and the (rank-averaged) magnitudes behind the last running mask, valid until a layer records.
+        self._fast_forwards: list[tuple[nn.Module, types.MethodType]] = []
+        self._pending: list[tuple[str, RowSlot]] = []
+        self._depth = 0
+        self._fast_gathered: dict[str, torch.Tensor] | None = None
+        if config.fast_path:
+            self._install_fast_path(modules)
         if self._optimizer is not None:
             self._hooks.append(self._optimizer.register_step_pre_hook(self._before_step))
             self._hooks.append(self._optimizer.register_step_post_hook(self._after_step))
@@ -189,6 +212,7 @@ class MiguHandle:
             m = output_magnitude(y, self._padding_mask_for(source, y), self.config.normalize)  # (d_out,)
             source.total = m if source.total is None else source.total.add_(m)
             source.calls += 1
+            self._fast_gathered = None  # the running totals changed
 
         return hook
 
@@ -227,6 +251,85 @@ class MiguHandle:
             raise ValueError(f"stream={stream!r} must be 'main', 'encoder' or 'decoder'.")
         self._token_masks.set_manual(mask, stream)
 
+    # ------------------------------------------------------------------ fast path
+    def _install_fast_path(self, modules: dict[str, nn.Module]) -> None:
+        """Swap the forward of every eligible unit's module (see :mod:`migu.core.fast_path`)."""
+        loras = lora_prefixes(self.model)
+        for unit in self.units:
+            module = modules[unit.name] if unit.name in modules else None
+            k = num_masked(unit.num_units, self.config.threshold)
+            reason = "not a module" if module is None else fallback_reason(unit, module, k, loras)
+            if reason is not None:
+                self.fast_path_fallbacks[unit.name] = reason
+                continue
+            # unit_dim 1: transformers Conv1D, weight (d_in, d_out)
+            method = install_fast_forward(module, self._slot_factory(unit.source), unit.unit_dim == 1)
+            self._fast_forwards.append((module, method))
+            self.fast_path_units.append(unit.name)
+        if self.fast_path_fallbacks and self.config.threshold > 0:  # T = 0: plain training, by design
+            reasons = sorted(set(self.fast_path_fallbacks.values()))
+            warnings.warn(
+                f"MiguConfig(fast_path=True): {len(self.fast_path_fallbacks)} of {len(self.units)} target "
+                f"weights keep the dense path ({'; '.join(reasons)}); see handle.fast_path_fallbacks.",
+                stacklevel=4,
+            )
+        if not self._fast_forwards:
+            return
+        self._hooks.append(self.model.register_forward_pre_hook(self._fast_enter))
+        self._hooks.append(self.model.register_forward_hook(self._fast_exit, always_call=True))
+
+    def _slot_factory(self, source: str):
+        def new_slot() -> RowSlot | None:
+            if not self._enabled:
+                return None  # paused: the module's own forward, as without MIGU
+            slot = RowSlot()
+            # Checkpoint recomputation inside backward: the original forward's slot is the one used.
+            if not _in_backward():
+                self._pending.append((source, slot))
+            return slot
+
+        return new_slot
+
+    def _fast_enter(self, module: nn.Module, args: tuple) -> None:
+        self._depth += 1
+
+    def _fast_exit(self, module: nn.Module, args: tuple, output: Any) -> None:
+        """End of the model's forward: fill this forward's slots with the running mask."""
+        self._depth = max(0, self._depth - 1)
+        if self._depth:
+            return
+        pending, self._pending = self._pending, []
+        # The same condition on every rank (not "pending is non-empty", which depends on the data):
+        # the all-reduce inside _gather_magnitudes is a collective.
+        if not (self._enabled and torch.is_grad_enabled() and not _in_backward()):
+            return
+        gathered = self._gather_magnitudes()
+        self._fast_gathered = gathered  # the step reuses it if no layer records before the step
+        kept = self._kept_indices(gathered, {source for source, _ in pending})
+        for source, slot in pending:
+            slot.keep = kept.get(source)  # None (dense gradient) for a source not recorded
+
+    def _kept_indices(
+        self, magnitudes: dict[str, torch.Tensor], sources: set[str]
+    ) -> dict[str, torch.Tensor]:
+        """Kept row indices per source, ranked exactly as :meth:`_keep_masks` ranks them."""
+        out: dict[str, torch.Tensor] = {}
+        by_width: dict[int, list[str]] = defaultdict(list)
+        for name in sources:
+            if name not in magnitudes:
+                continue
+            if name in self.cluster_ids:  # cluster masks keep a variable count: indices need a sync
+                keep = cluster_keep_mask(magnitudes[name], self.cluster_ids[name], self.config.threshold)
+                out[name] = keep.nonzero().squeeze(1)
+            else:
+                by_width[magnitudes[name].shape[0]].append(name)
+        for names in by_width.values():
+            stacked = torch.stack([magnitudes[n] for n in names])  # (L, width)
+            kept, _ = keep_indices(stacked, self.config.threshold)  # (L, n_keep)
+            for i, n in enumerate(names):
+                out[n] = kept[i]
+        return out
+
     # ------------------------------------------------------------------ masking
     @property
     def enabled(self) -> bool:
@@ -241,6 +344,7 @@ class MiguHandle:
         """Drop the magnitudes recorded since the last step (e.g. after forwards that should not count)."""
         for source in self._sources.values():
             source.total, source.calls = None, 0
+        self._fast_gathered = None
 
     def _gather_magnitudes(self) -> dict[str, torch.Tensor]:
         """This step's magnitudes per source, averaged across ranks; sources never called are left out."""
@@ -253,14 +357,18 @@ class MiguHandle:
             s.total if s.total is not None else torch.zeros(n, device=device)
             for s, n in zip(sources, sizes, strict=True)
         ]
+        if not (self.config.sync_distributed and world_size(self._group) > 1):
+            # One process: call counts are known on the host, so no device round trip (on CUDA a
+            # host-to-device copy or a bool() of a device tensor waits for the queued kernels).
+            chunks = torch.split(torch.cat(parts), sizes)
+            return {s.name: chunks[i] for i, s in enumerate(sources) if s.calls > 0}
         calls = torch.tensor([float(s.calls) for s in sources], device=device)
         # One collective for all layers: magnitudes and call counts in one flat buffer.
         flat = torch.cat([*parts, calls])
-        if self.config.sync_distributed:
-            average_across_ranks(flat, self._group)
+        average_across_ranks(flat, self._group)
         chunks = torch.split(flat, [*sizes, len(sources)])
-        called = chunks[-1] > 0
-        return {s.name: chunks[i] for i, s in enumerate(sources) if bool(called[i])}
+        called = (chunks[-1] > 0).tolist()  # one device-to-host copy, not one per layer
+        return {s.name: chunks[i] for i, s in enumerate(sources) if called[i]}
 
     def fit_clusters(self, batches: Iterable[dict[str, Any]]) -> None:
         """Cluster each layer's units by their co-magnitude profiles over ``batches`` (MIGU + Cluster).
@@ -314,7 +422,10 @@ class MiguHandle:
             self.reset()
             return
         if self._by_output:
-            magnitudes = self._gather_magnitudes()
+            # Fast path: the magnitudes behind the last running mask, when nothing was recorded since
+            # (the step's mask is then bit-identical to it, and no second all-reduce is needed).
+            cached = self._fast_gathered
+            magnitudes = cached if cached is not None else self._gather_magnitudes()
             keeps = self._keep_masks(magnitudes)
         else:  # ranked per weight, by its gradient, its weight or at random
             magnitudes = {
@@ -403,6 +514,16 @@ class MiguHandle:
             h.remove()
         self._hooks = []
         self._snapshots = []
+        for module, method in self._fast_forwards:
+            if not uninstall(module, method):
+                warnings.warn(
+                    f"{type(module).__name__}.forward was replaced again after MIGU's fast path was "
+                    "installed; leaving it as it is (the replacement may still call MIGU's).",
+                    stacklevel=2,
+                )
+        self._fast_forwards = []
+        self._pending = []
+        self._depth = 0
         for unit in self.units:
             for p in (unit.weight, unit.bias):
                 if p is not None and _owner(p) is self:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["num_masked", "keep_mask", "mask_gradient_"]
+__all__ = ["num_masked", "keep_mask", "keep_indices", "mask_gradient_"]
 
 
 def num_masked(num_units: int, threshold: float) -> int:
@@ -35,6 +35,25 @@ def keep_mask(magnitudes: torch.Tensor, threshold: float) -> torch.Tensor:
         return keep
     order = torch.argsort(magnitudes, dim=-1, stable=True)  # (..., d_out), ascending
     return keep.scatter_(-1, order[..., :k], False)
+
+
+def keep_indices(magnitudes: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`keep_mask` as sorted index tensors, without a device-to-host sync.
+
+    The counts are known in advance (``d_out - floor(T * d_out)`` kept), so unlike
+    ``keep_mask(...).nonzero()`` this never waits for the GPU. Same ranking and tie rule as
+    :func:`keep_mask`: ``keep_mask(m, T)[kept]`` is all True and ``[masked]`` all False.
+
+    Args:
+        magnitudes: ``(d_out,)`` or ``(L, d_out)``.
+        threshold: ``T`` in ``[0, 1)``.
+
+    Returns:
+        ``(kept, masked)``: long tensors ``(..., d_out - k)`` and ``(..., k)``, ascending.
+    """
+    k = num_masked(magnitudes.shape[-1], threshold)
+    order = torch.argsort(magnitudes, dim=-1, stable=True)  # (..., d_out), ascending magnitude
+    return order[..., k:].sort(dim=-1).values, order[..., :k].sort(dim=-1).values
 
 
 def mask_gradient_(grad: torch.Tensor, keep: torch.Tensor, unit_dim: int) -> None:

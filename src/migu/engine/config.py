@@ -316,6 +316,9 @@ class MiguBlock(_Section):
             masked whole (``0``: off).
         cluster_by: ``"weight"`` (weight rows) or ``"magnitude"`` (co-magnitude profiles over 8
             training batches of each task, fitted when the task starts).
+        fast_path: Linear layers compute the weight gradient of kept rows only (faster; with
+            ``grad_accum_steps > 1`` each micro-batch uses the step's running mask, see
+            :mod:`migu.core.fast_path`). Needs ``criterion="output"``.
     """
 
     _prefix: ClassVar[str] = "migu"
@@ -331,6 +334,7 @@ class MiguBlock(_Section):
     criterion: str = "output"
     clusters: int = 0
     cluster_by: str = "weight"
+    fast_path: bool = False
 
     def _validate(self) -> None:
         self._range("threshold", 0, 1)
@@ -363,6 +367,11 @@ class MiguBlock(_Section):
             raise ConfigError(
                 f"{self._key('clusters')}={self.clusters} needs {self._key('criterion')}='output'."
             )
+        if self.fast_path and self.criterion != "output":
+            raise ConfigError(
+                f"{self._key('fast_path')}=true needs {self._key('criterion')}='output' (the mask must be known "
+                f"after the forward); set {self._key('fast_path')}=false for criterion={self.criterion!r}."
+            )
 
     def to_migu_config(self) -> MiguConfig:
         """The :class:`migu.MiguConfig` these settings describe (``enabled`` and ``skip_first_task``
@@ -377,6 +386,7 @@ class MiguBlock(_Section):
             criterion=self.criterion,
             clusters=self.clusters,
             cluster_by=self.cluster_by,
+            fast_path=self.fast_path,
         )
 
 
