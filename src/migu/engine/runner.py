@@ -130,10 +130,21 @@ class _Run:
 
         self.cfg = cfg
         self.run_dir = run_dir
+        launched_world = int(os.environ.get("WORLD_SIZE", "1"))
         self.accelerator = Accelerator(
             gradient_accumulation_steps=cfg.train.grad_accum_steps,
             mixed_precision=cfg.train.mixed_precision,
+            # accelerate takes a torchrun launch on a machine without a GPU for a single process
+            # unless told to use the CPU: it then sets up gloo across the launched processes.
+            cpu=launched_world > 1 and not torch.cuda.is_available(),
         )
+        if launched_world > 1 and self.accelerator.num_processes != launched_world:
+            raise RuntimeError(
+                f"migu run was launched as {launched_world} processes (WORLD_SIZE) but accelerate set up "
+                f"{self.accelerator.num_processes} ({self.accelerator.distributed_type}); they would all "
+                "write the same run directory. Launch with `accelerate launch` and a config for this "
+                "machine (`accelerate config`), or set ACCELERATE_USE_CPU=true for CPU processes."
+            )
         self.is_main = self.accelerator.is_main_process
         self.show_progress = show_progress and self.is_main
         set_seed(cfg.seed, deterministic=cfg.train.deterministic)
