@@ -73,10 +73,19 @@ def test_two_processes_end_with_the_matrix_of_one(tmp_path, launcher):
     if launcher == "torchrun":
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
         launch += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "migu.cli"]
-    else:  # --multi_gpu is accelerate's torchrun-style launcher; without a GPU the engine asks for gloo on CPU
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-        launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-        launch += ["--main_process_ip", "127.0.0.1", "--main_process_port", port, "-m", "migu.cli"]
+    else:  # the shipped DDP config; without a GPU the engine asks accelerate for gloo on CPU
+        config = Path(__file__).parents[2] / "examples" / "accelerate" / "ddp.yaml"
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+        launch += [
+            "--num_processes",
+            "2",
+            "--mixed_precision",
+            "no",
+            "--main_process_port",
+            port,
+            "-m",
+            "migu.cli",
+        ]
     results = {}
     # short: 4 steps a task, weights to float rounding; long: 120 steps a task, the model learns both
     # tasks and the matrices must be equal (the weights then differ by float noise that 240 Adam
