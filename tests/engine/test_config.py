@@ -161,7 +161,7 @@ def test_unknown_key_in_file(tmp_path):
         ("train.scheduler=cosin", ["train.scheduler", "'cosin'", "constant, linear, cosine"]),
         ("model.family=gpt", ["model.family", "'gpt'", "auto, encoder, encoder-decoder, decoder"]),
         ("model.dtype=fp32", ["model.dtype", "float32, bfloat16, float16"]),
-        ("data.source=hub", ["data.source", "packaged, cl_benchmark"]),
+        ("data.source=kaggle", ["data.source", "packaged, cl_benchmark, files, hub"]),
         ("train.mixed_precision=fp8", ["train.mixed_precision", "no, bf16, fp16"]),
         ("eval.metric=f1", ["eval.metric", "auto, classify, exact_match, rank"]),
         ("migu.mode=hard", ["migu.mode", "grad, strict"]),

@@ -155,7 +155,7 @@ def test_variants_and_eval(tiny_models_dir, tiny_benchmark, tmp_path, capsys):
 def test_cli_errors_name_the_problem(tmp_path, capsys, tiny_benchmark):
     assert main(["run", "train.lr=-1", "--print-config"]) == 2
     assert "train.lr" in capsys.readouterr().err
-    assert main(["run", "data.source=hub", "--print-config"]) == 2
+    assert main(["run", "data.source=kaggle", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "data.source" in err and "packaged" in err and "cl_benchmark" in err
     assert main(["run", str(tmp_path / "nope.yaml")]) == 2

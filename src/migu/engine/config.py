@@ -48,7 +48,7 @@ __all__ = [
 
 FAMILY_CHOICES = ("auto", "encoder", "encoder-decoder", "decoder")
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
-SOURCE_CHOICES = ("packaged", "cl_benchmark", "files")
+SOURCE_CHOICES = ("packaged", "cl_benchmark", "files", "hub")
 SCHEDULER_CHOICES = ("constant", "linear", "cosine")
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
 METRIC_CHOICES = ("auto", "classify", "exact_match", "rank")
@@ -140,14 +140,19 @@ class DataConfig(_Section):
     """The task sequence and how much of each task is used.
 
     Args:
-        source: ``"packaged"`` (offline tasks shipped with migu) or ``"cl_benchmark"``.
+        source: ``"packaged"`` (offline tasks shipped with migu), ``"cl_benchmark"`` (an O-LoRA
+            CL_Benchmark folder), ``"files"`` (your JSON/JSONL/CSV files) or ``"hub"`` (the paper's
+            tasks by Hugging Face dataset name, :mod:`migu.data.hub`).
         tasks: Task names in training order; non-empty, no duplicates.
-        data_dir: The cl_benchmark folder; ``None`` for the default location.
+        data_dir: The cl_benchmark folder; ``None`` for the default location. With ``source: files``
+            or ``hub``, the folder relative local paths are resolved against.
         max_train: Training examples per task in total (``None``: all).
         max_train_per_class: Training examples per class and task (``None``: no per-class cap).
         max_test: Test examples per task (``None``: all).
-        order: The paper's task order 1-6 (with ``source: cl_benchmark``); replaces ``tasks``.
+        order: The paper's task order 1-6 (with ``source: cl_benchmark`` or ``hub``); replaces ``tasks``.
         files: With ``source: files``, per task name its files and columns (:mod:`migu.data.files`).
+        hub: With ``source: hub``, per task name what replaces its default Hugging Face source, e.g.
+            ``{copa: {path: /data/copa}}`` (keys: :data:`migu.data.hub.HUB_OVERRIDE_KEYS`).
     """
 
     _prefix: ClassVar[str] = "data"
@@ -160,6 +165,7 @@ class DataConfig(_Section):
     max_test: int | None = 300
     order: int | None = None
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hub: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _validate(self) -> None:
         self._choice("source", SOURCE_CHOICES)
@@ -171,8 +177,8 @@ class DataConfig(_Section):
                     f"{self._key('order')}={self.order!r}: the task orders are 1-3 (standard) and 4-6 (long) "
                     "of the paper; order 7 (continual pre-training) is not available as a task sequence."
                 )
-            if self.source != "cl_benchmark":
-                raise ConfigError(f"{self._key('order')}={self.order} needs data.source=cl_benchmark.")
+            if self.source not in ("cl_benchmark", "hub"):
+                raise ConfigError(f"{self._key('order')}={self.order} needs data.source=cl_benchmark or hub.")
             self.tasks = list(ORDERS[self.order])  # the order defines the sequence
         if not isinstance(self.files, Mapping):
             raise _type_error(self._key("files"), self.files, "a mapping of task name -> file entry")
@@ -194,6 +200,25 @@ class DataConfig(_Section):
                         f"{self._key('files')}.{task} has unknown keys {', '.join(unknown)}; "
                         f"allowed: {', '.join(FILE_SPEC_KEYS)}."
                     )
+        if not isinstance(self.hub, Mapping):
+            raise _type_error(self._key("hub"), self.hub, "a mapping of task name -> source entry")
+        if self.source == "hub" or self.hub:
+            from migu.data.hub import HUB_TASKS, HubDataError, hub_task_spec
+
+            if self.source == "hub":
+                unknown = [t for t in self.tasks if t not in HUB_TASKS]
+                if unknown:
+                    raise ConfigError(
+                        f"data.source=hub knows the paper's tasks {', '.join(HUB_TASKS)}; not "
+                        f"{', '.join(unknown)} (use data.source=files for other tasks)."
+                    )
+            for task, entry in self.hub.items():
+                if not isinstance(entry, Mapping):
+                    raise _type_error(f"{self._key('hub')}.{task}", entry, "a mapping of keys to values")
+                try:
+                    hub_task_spec(task, entry)
+                except HubDataError as err:
+                    raise ConfigError(str(err)) from None
         if not self.tasks:
             raise ConfigError(
                 f"{self._key('tasks')}=[] is empty: give at least one task, e.g. data.tasks=[a,b]."

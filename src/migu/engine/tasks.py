@@ -33,7 +33,8 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
         The tasks, in training order.
 
     Raises:
-        ValueError: unknown task (the message lists the available ones) or bad data files.
+        ValueError: unknown task (the message lists the available ones), bad data files, or a hub
+            dataset that cannot be reached (no network: the message says how to use local files).
         ImportError: the package that ships packaged data is missing (the message gives the fix).
     """
     tasks = []
@@ -50,6 +51,18 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
             task = load_file_task(
                 name,
                 data.files[name],
+                base_dir=data.data_dir,
+                max_train=data.max_train,
+                max_train_per_class=data.max_train_per_class,
+                max_test=data.max_test,
+                seed=seed,
+            )
+        elif data.source == "hub":
+            from migu.data.hub import load_hub_task
+
+            task = load_hub_task(
+                name,
+                data.hub.get(name),
                 base_dir=data.data_dir,
                 max_train=data.max_train,
                 max_train_per_class=data.max_train_per_class,
