@@ -53,7 +53,8 @@ Where it applies
 class does not override ``forward`` and whose ``forward`` is not already replaced on the instance
 (e.g. by accelerate's big-model hooks). Everything else keeps the dense path, with the reason in
 ``handle.fast_path_fallbacks``: PEFT LoRA factors (tiny ``r``-row products, and B's mask comes from
-the combined layer output), layers whose ``floor(T * d_out)`` is 0, subclasses with their own forward.
+the combined layer output), layers whose ``floor(T * d_out)`` is 0, subclasses with their own forward,
+and DTensor (FSDP2-sharded) weights.
 Under ``torch.autocast`` the layer casts its input, weight and bias as autocast would and runs the
 product in that dtype. Double backward (``create_graph=True``) through a fast layer is not supported.
 """
@@ -69,6 +70,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from migu.core.distributed import is_dtensor
 from migu.core.targets import MaskedUnit, lora_layer_types
 
 __all__ = [
@@ -183,6 +185,11 @@ def fallback_reason(
         return "PEFT LoRA factor"
     if num_masked == 0:
         return "no unit masked at this threshold"
+    if is_dtensor(unit.weight):
+        # FSDP2 registers a different (unsharded) weight on the module for each forward, and its
+        # backward hooks reduce-scatter what autograd computes; the masked-row backward is not
+        # verified there. The step-time mask still masks each shard: correct, only not faster.
+        return "DTensor (FSDP2-sharded) weight"
     conv1d = _conv1d_type()
     if type(module).forward is nn.Linear.forward:
         pass

@@ -33,6 +33,9 @@ from migu.core.distributed import (
     UNSUPPORTED_SETUP_HELP,
     average_across_ranks,
     check_supported_setup,
+    full_tensor,
+    is_dtensor,
+    sharded_row_scores,
     world_size,
 )
 from migu.core.fast_path import RowSlot, fallback_reason, install_fast_forward, lora_prefixes, uninstall
@@ -176,7 +179,8 @@ class MiguHandle:
         if config.clusters and config.cluster_by == "weight":
             for name in self._sources:
                 unit = next(u for u in self.units if u.source == name)
-                rows = unit.weight.detach().movedim(unit.unit_dim, 0)  # (d_out, d_in)
+                # FSDP2: cluster the whole weight (one all-gather per layer, once, on every rank).
+                rows = full_tensor(unit.weight.detach()).movedim(unit.unit_dim, 0)  # (d_out, d_in)
                 self.cluster_ids[name] = kmeans(rows, config.clusters, seed=config.seed)
         if config.ignore_padding:
             self._hooks.append(model.register_forward_pre_hook(self._token_masks.capture, with_kwargs=True))
@@ -413,14 +417,19 @@ class MiguHandle:
         yourself before ``clip_grad_norm_`` masks before clipping (the official code's order); the
         optimizer's pre-hook then leaves that step alone.
 
+        Under FSDP2 every rank masks the rows of its own gradient shard with the full mask.
+
         Raises:
-            RuntimeError: a target gradient is not a full tensor (sharded training).
+            RuntimeError: a target gradient does not have its weight's shape, or a layer's recorded
+                output width is not its weight's (sharded setups MIGU does not support).
         """
         if not self._attached:
             raise RuntimeError("This MIGU handle was removed; attach again to use it.")
         if not self._enabled:
             self.reset()
             return
+        if self.steps == 0:
+            self._check_not_resharded()
         if self._by_output:
             # Fast path: the magnitudes behind the last running mask, when nothing was recorded since
             # (the step's mask is then bit-identical to it, and no second all-reduce is needed).
@@ -428,11 +437,7 @@ class MiguHandle:
             magnitudes = cached if cached is not None else self._gather_magnitudes()
             keeps = self._keep_masks(magnitudes)
         else:  # ranked per weight, by its gradient, its weight or at random
-            magnitudes = {
-                u.name: unit_scores(u, self.config.criterion, seed=self.config.seed, step=self.steps, index=i)
-                for i, u in enumerate(self.units)
-                if self.config.criterion != "gradient" or u.weight.grad is not None
-            }
+            magnitudes = self._criterion_scores()
             keeps = {name: keep_mask(m, self.config.threshold) for name, m in magnitudes.items()}
         self.reset()
         self.magnitudes = magnitudes
@@ -442,6 +447,12 @@ class MiguHandle:
             keep = keeps.get(unit.source if self._by_output else unit.name)
             if keep is None:
                 continue
+            if keep.shape[0] != unit.num_units:
+                # A layer whose output is split across ranks (tensor parallelism with local outputs).
+                raise RuntimeError(
+                    f"MIGU recorded {keep.shape[0]} output units for {unit.name!r}, whose weight has "
+                    f"{unit.num_units}. {UNSUPPORTED_SETUP_HELP}"
+                )
             self.masks[unit.name] = keep
             if bool(keep.all()):
                 continue  # T = 0 or tiny layer: leave the gradient untouched (bit-identical)
@@ -460,6 +471,43 @@ class MiguHandle:
                     self._snapshots.extend(snapshot_rows(param, dim, masked_idx, state))
         self.steps += 1
         self._masked_since_step = True
+
+    def _check_not_resharded(self) -> None:
+        """Raise if ``fully_shard`` replaced the model's parameters after ``attach`` (first step only).
+
+        ``fully_shard`` swaps every parameter for a new DTensor one: a handle attached before holds
+        the old tensors, whose ``.grad`` never fills, and would silently mask nothing.
+        """
+        if any(is_dtensor(u.weight) for u in self.units):
+            return
+        if any(is_dtensor(p) for p in self.model.parameters()):
+            raise RuntimeError(
+                "The model's parameters became DTensors after migu.attach (fully_shard applied after "
+                "attach?): MIGU holds the replaced tensors and would mask nothing. Call migu.attach after "
+                "fully_shard and after creating the optimizer."
+            )
+
+    def _criterion_scores(self) -> dict[str, torch.Tensor]:
+        """Per unit name, ``(d_out,)`` scores under a criterion other than ``"output"``.
+
+        FSDP2-sharded weights hold a block of rows per rank: their weight / gradient scores are
+        assembled from every rank's rows by :func:`migu.core.distributed.sharded_row_scores` (a
+        collective), so that every rank ranks the same full vector. Random scores need nothing.
+        """
+        criterion = self.config.criterion
+        units = [
+            (i, u) for i, u in enumerate(self.units) if criterion != "gradient" or u.weight.grad is not None
+        ]
+        sharded: dict[str, torch.Tensor] = {}
+        if criterion in ("weight", "gradient"):
+            sharded = sharded_row_scores([u for _, u in units if is_dtensor(u.weight)], criterion)
+        return {
+            # index=i: the random criterion's seed is tied to the unit's place among all units
+            u.name: sharded[u.name]
+            if u.name in sharded
+            else unit_scores(u, criterion, seed=self.config.seed, step=self.steps, index=i)
+            for i, u in units
+        }
 
     def _keep_masks(self, magnitudes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Keep-masks per source; layers of one width are ranked in one batched sort."""
@@ -565,6 +613,7 @@ def attach(
 
     Raises:
         ValueError: no target layer, a target pattern matching nothing, strict mode without optimizer.
-        RuntimeError: attached twice, or a sharded setup (FSDP, DeepSpeed).
+        RuntimeError: attached twice, or a sharded setup MIGU cannot mask (FSDP1, DeepSpeed, tensor
+            parallelism); FSDP2 (``fully_shard``) is supported: attach after ``fully_shard``.
     """
     return MiguHandle(model, config if config is not None else MiguConfig(), optimizer, process_group)

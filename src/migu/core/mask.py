@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from migu.core.distributed import is_dtensor, local_range
+
 __all__ = ["num_masked", "keep_mask", "keep_indices", "mask_gradient_"]
 
 
@@ -61,11 +63,18 @@ def mask_gradient_(grad: torch.Tensor, keep: torch.Tensor, unit_dim: int) -> Non
 
     Args:
         grad: Gradient of a weight (``(d_out, d_in)`` with ``unit_dim=0``, ``(d_in, d_out)`` with
-            ``unit_dim=1``) or of a bias (``(d_out,)``, ``unit_dim=0``).
-        keep: ``(d_out,)`` bool.
+            ``unit_dim=1``) or of a bias (``(d_out,)``, ``unit_dim=0``). An FSDP2 gradient (a
+            DTensor) is masked in this rank's shard: the rows of ``keep`` it holds along
+            ``unit_dim`` (``Shard(0)`` of a Linear weight or a bias), or all of ``keep`` when the
+            shard splits another dimension (a ``Conv1D`` weight: all columns of some rows).
+        keep: ``(d_out,)`` bool, the full mask (the same on every rank).
         unit_dim: Dimension of ``grad`` that indexes output units.
     """
-    masked = (~keep).nonzero().squeeze(1)  # (k,)
+    if is_dtensor(grad):
+        offset, length = local_range(grad, unit_dim)
+        keep = keep[offset : offset + length]  # (local units,)
+        grad = grad.to_local()  # shares storage with the DTensor: the writes below reach .grad
+    masked = (~keep).nonzero().squeeze(1).to(grad.device)  # (k,); .to: CPU-offloaded shards
     # index_fill writes only the masked rows (about 2x faster than masked_fill on CPU), and sets a
     # non-finite value there to exactly 0, which a multiply by the mask would not.
     grad.index_fill_(unit_dim, masked, 0)

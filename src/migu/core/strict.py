@@ -5,6 +5,9 @@ still move that row. Rather than re-implement each optimizer, we snapshot the ma
 tensor the step may touch (the weight, its bias, and each optimizer-state tensor of the same shape,
 e.g. ``exp_avg``, ``exp_avg_sq``, ``momentum_buffer``) and copy them back after the step. This works
 for any ``torch.optim`` optimizer whose per-element state has the parameter's shape.
+
+Under FSDP2 the parameter and its state (``exp_avg``, ...) are DTensors sharded alike: each rank
+snapshots and restores the masked rows of its own shards (local tensors, local row indices).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from migu.core.distributed import is_dtensor, local_range
 
 __all__ = ["RowSnapshot", "snapshot_rows", "restore_rows"]
 
@@ -46,7 +51,24 @@ def snapshot_rows(
     for value in (optimizer_state or {}).values():
         if torch.is_tensor(value) and value.shape == param.shape and value is not param:
             tensors.append(value)
-    return [RowSnapshot(t, dim, masked, t.index_select(dim, masked)) for t in tensors]
+    if not is_dtensor(param):
+        return [RowSnapshot(t, dim, masked, t.index_select(dim, masked)) for t in tensors]
+    # FSDP2: the masked units this rank's shard holds along ``dim``, as local indices.
+    offset, length = local_range(param, dim)
+    local_idx = masked[(masked >= offset) & (masked < offset + length)] - offset  # (k_local,)
+    snapshots = []
+    for t in tensors:
+        if not is_dtensor(t) or t.placements != param.placements or t.device_mesh != param.device_mesh:
+            # A state tensor laid out unlike its parameter: its local rows would be other units.
+            layout = f"placements {t.placements}" if is_dtensor(t) else "a plain tensor"
+            raise RuntimeError(
+                "MiguConfig(mode='strict') under FSDP2: an optimizer state tensor of the parameter's shape "
+                f"has {layout}, the parameter {param.placements}; strict mode cannot restore its rows."
+            )
+        local = t.to_local()  # shares storage: restore_rows writes into the shard
+        index = local_idx.to(local.device)  # CPU-offloaded shards
+        snapshots.append(RowSnapshot(local, dim, index, local.index_select(dim, index)))
+    return snapshots
 
 
 @torch.no_grad()

@@ -3,7 +3,7 @@
 One run = one model trained on ``data.tasks`` in order. Before training (row 0) and after each task
 (row i) every task of the sequence is evaluated, seen or not, giving the accuracy matrix R with
 T + 1 rows. Training goes through ``accelerate`` (device placement, mixed precision, gradient
-accumulation, DDP / FSDP / DeepSpeed under ``accelerate launch``).
+accumulation, DDP under ``torchrun`` or ``accelerate launch``; see docs/distributed.md).
 
 Each task starts with a fresh optimizer state and learning-rate schedule, as the paper's code (one
 process per task) does. MIGU, when enabled, masks the gradient before clipping (the official order).
