@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launch import free_port
 from tiny_models import build, make_batch
 
 import migu
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 STEPS, GLOBAL_BATCH = 3, 4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _single_process(mode: str):
@@ -38,7 +32,7 @@ def _single_process(mode: str):
 
 
 def _launch(launcher: str, out: Path, mode: str) -> None:
-    port = str(_free_port())
+    port = str(free_port())
     if launcher == "torchrun":
         cmd = [
             sys.executable,

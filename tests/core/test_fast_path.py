@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import subprocess
 import sys
 import warnings
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tiny_models when
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from launch import torchrun
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from reference import InputRecorder, linear_out, magnitude, reference_keep  # noqa: E402
 from tiny_models import build, make_batch  # noqa: E402
@@ -416,12 +416,6 @@ def test_config_validation():
 STEPS, GLOBAL_BATCH, PER_RANK = 3, 4, 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _one_process(fast: bool, micro: int):
     """One process on the global batch; micro-batch i is the union of the ranks' micro-batches i."""
     model = build("llama")
@@ -483,8 +477,7 @@ def test_ddp_fast_path_equals_one_process(tmp_path, micro):
     path (the fast path is exact there). micro=2: equals one process on the fast path whose micro-batch
     i is the union of the ranks' micro-batches i (running masks from rank-averaged magnitudes)."""
     out = tmp_path / "ddp.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), __file__, str(out), str(micro)]  # fmt: skip
+    cmd = torchrun(__file__, str(out), str(micro))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -8,9 +8,7 @@ masks and, in strict mode, that masked rows of every rank's shards do not change
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from fsdp_worker import (
     build_model,
     parse_case,
 )
+from launch import torchrun
 from tiny_models import make_batch
 
 import migu
@@ -51,12 +50,6 @@ CASES = {
 RUNS = [(family, case) for family, cases in CASES.items() for case in cases if case != "errors"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fsdp_results(tmp_path_factory):
     """Family -> case -> the worker's results; each family launched once, when first needed."""
@@ -65,21 +58,7 @@ def fsdp_results(tmp_path_factory):
     def get(family: str) -> dict:
         if family not in cache:
             out = tmp_path_factory.mktemp("fsdp") / f"{family}.pt"
-            cmd = [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                "2",
-                "--master_addr",
-                "127.0.0.1",
-                "--master_port",
-                str(_free_port()),
-                str(WORKER),
-                str(out),
-                family,
-                *CASES[family],
-            ]
+            cmd = torchrun(str(WORKER), str(out), family, *CASES[family])
             env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from launch import free_port
 from safetensors.torch import load_file
 from tiny_runs import save_tiny_model, tiny_config, write_tiny_benchmark
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(tmp_path: Path, name: str, batch_size: int, max_steps: int | None) -> Path:
@@ -69,7 +63,7 @@ def _result(run_dir: Path) -> tuple[list, dict[str, torch.Tensor], dict]:
 
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_two_processes_end_with_the_matrix_of_one(tmp_path, launcher):
-    port = str(_free_port())
+    port = str(free_port())
     if launcher == "torchrun":
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
         launch += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "migu.cli"]
