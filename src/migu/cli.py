@@ -7,6 +7,7 @@ migu run --resume runs/default             # continue a killed run (or all varia
 migu run --print-config [CONFIG]           # the resolved config as YAML, nothing run
 migu eval RUN_DIR [key=value ...]          # evaluate a run's latest checkpoint
 migu list                                  # tasks, models, methods and metrics available
+migu pretrain [CONFIG] [key=value ...]     # continual pre-training (DAS setting), then end tasks
 migu sweep --grid migu.threshold=[0.3,0.7]  # one run per grid point
 migu report RUN_DIR [RUN_DIR ...]          # one HTML page (and Markdown) comparing runs
 migu version
@@ -188,6 +189,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from migu.pretrain.cli import main_pretrain
+
+    return main_pretrain(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``migu`` console script."""
     parser = argparse.ArgumentParser(
@@ -235,10 +242,20 @@ def main(argv: list[str] | None = None) -> int:
     swp.add_argument("--dry-run", action="store_true", help="list the run directories, run nothing")
     swp.add_argument("--no-progress", action="store_true", help="no progress bars")
     swp.set_defaults(func=_sweep)
+    pre = sub.add_parser(
+        "pretrain",
+        add_help=False,  # `migu pretrain -h` shows the setting's own help
+        help="continual pre-training on domain corpora, then each domain's end task (docs/pretraining.md)",
+    )
+    pre.add_argument("rest", nargs=argparse.REMAINDER)
+    pre.set_defaults(func=_pretrain)
     lst = sub.add_parser("list", help="tasks, models, methods and metrics available")
     lst.set_defaults(func=_list)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda a: print(__import__("migu").__version__) or 0)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["pretrain"]:  # its own parser: argparse's REMAINDER would swallow nothing before "-x"
+        return _pretrain(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     from migu.engine.config import ConfigError
     from migu.engine.runner import RunDirExists

@@ -653,10 +653,10 @@ def _all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown(key: str, section: Any) -> ConfigError:
-    """Error for an unknown dotted ``key`` found in dataclass ``section``: the closest key, else the
-    section's keys."""
-    close = difflib.get_close_matches(key, _all_keys(), n=1)
+def _unknown(key: str, section: Any, root: type | None = None) -> ConfigError:
+    """Error for an unknown dotted ``key`` found in dataclass ``section``: the closest key of the
+    schema ``root`` (default :class:`RunConfig`), else the section's keys."""
+    close = difflib.get_close_matches(key, _all_keys(RunConfig if root is None else root), n=1)
     if close:
         hint = f"Did you mean {close[0]!r}?"
     else:
@@ -752,29 +752,32 @@ def _check_variants(variants: Any) -> dict[str, dict[str, Any]]:
     return checked
 
 
-def _merged(tree: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the plain config ``tree`` with dotted ``overrides`` set in it."""
+def _merged(tree: dict[str, Any], overrides: Mapping[str, Any], root: type | None = None) -> dict[str, Any]:
+    """A copy of the plain config ``tree`` (of the dataclass ``root``, default :class:`RunConfig`)
+    with dotted ``overrides`` set in it."""
     if not isinstance(overrides, Mapping):
         raise ConfigError(
             f"overrides must be a mapping of dotted keys to values, got {type(overrides).__name__}."
         )
     tree = copy.deepcopy(tree)
     for key, value in overrides.items():
-        _set(tree, str(key), value)
+        _set(tree, str(key), value, root)
     return tree
 
 
-def _set(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Set dotted ``key`` in ``tree``, walking the schema so unknown keys fail with their full name."""
+def _set(tree: dict[str, Any], key: str, value: Any, root: type | None = None) -> None:
+    """Set dotted ``key`` in ``tree``, walking the schema of ``root`` (default :class:`RunConfig`)
+    so that unknown keys fail with their full name."""
+    root = RunConfig if root is None else root
     parts = key.split(".")
-    cls: Any = RunConfig
+    cls: Any = root
     node = tree
     for i, part in enumerate(parts):
         if part not in {f.name for f in fields(cls)}:
-            raise _unknown(key, cls)
+            raise _unknown(key, cls, root)
         here = ".".join(parts[: i + 1])
         sub = _hints(cls)[part]
-        if cls is RunConfig and part == "variants" and i < len(parts) - 1:
+        if cls is root and part == "variants" and i < len(parts) - 1:
             # variants.NAME sets a variant's overrides; variants.NAME.KEY one override of it.
             variants = node["variants"] if isinstance(node["variants"], dict) else {}
             name, rest = parts[i + 1], ".".join(parts[i + 2 :])
@@ -788,7 +791,7 @@ def _set(tree: dict[str, Any], key: str, value: Any) -> None:
         if i == len(parts) - 1:
             if is_dataclass(sub) and isinstance(value, Mapping):
                 for k, v in value.items():  # a section given as a mapping is merged, not replaced
-                    _set(tree, f"{here}.{k}", v)
+                    _set(tree, f"{here}.{k}", v, root)
             else:
                 node[part] = value
             return

@@ -50,7 +50,7 @@ SMOLLM2_FOLDER = "SmolLM2-135M-Instruct-fp32"
 SMOLLM2_CACHE_ENV_VAR = "MIGU_CACHE_DIR"
 #: ``model.name`` values that mean this model. The weights are the Instruct model; the shorter names
 #: are aliases that ``migu pretrain`` already accepts.
-SMOLLM2_NAMES = ("SmolLM2-135M-Instruct", "SmolLM2-135M", "smollm2")
+SMOLLM2_NAMES = ("SmolLM2-135M-Instruct", "smollm2")
 
 # Written last into a finished cache folder; its absence marks a folder that is not ours or not
 # complete (e.g. an older cache holding the model without its tokenizer), which is then rebuilt.
