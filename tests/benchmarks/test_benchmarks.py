@@ -38,8 +38,13 @@ def test_every_preset_is_a_valid_config():
     assert {"paper-ft-t5", "paper-lora-t5", "cpu-standard-minilm", "cpu-standard-minilm-lora"} <= set(presets)
     for name in presets:
         cfg = run_config_from_dict(load_preset(name))
-        assert cfg.data.tasks == list(ORDERS[cfg.data.order])
+        if cfg.data.order is not None:
+            assert cfg.data.tasks == list(ORDERS[cfg.data.order])
         assert cfg.variants, name
+    # The instruction-tuning preset: LoRA against LoRA+MIGU on a decoder, with the COPA probe.
+    instruct = run_config_from_dict(load_preset("cpu-instruct-smollm2"))
+    assert instruct.method.name == "lora" and set(instruct.variants) == {"LoRA", "LoRA+MIGU"}
+    assert "copa" in instruct.eval.general and "copa" not in instruct.data.tasks
     with pytest.raises(ValueError, match="preset 'nope' is not one of"):
         load_preset("nope")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import tiny_models  # noqa: F401  (offline mode, 2 threads)
 import torch
+from reference_mc import reference_loglikelihood
 
 from migu.data.multiple_choice import MCItem
 from migu.eval.multiple_choice import choice_length, encode_pair, multiple_choice_accuracy
@@ -97,26 +98,6 @@ ITEMS = [
         contexts=("Ian volunteered because Ian", "Ian volunteered because Dennis"),
     ),
 ]
-
-
-def reference_loglikelihood(model, tokenizer, context: str, continuation: str, max_length: int | None = None):
-    """Score one pair alone: lm-eval's split, one unpadded forward pass, a plain loop over tokens."""
-    encode = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
-    if context == "":
-        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        ctx, cont = [prefix], encode(continuation)
-    else:
-        stripped = context.rstrip()
-        context, continuation = stripped, context[len(stripped) :] + continuation
-        whole, ctx = encode(context + continuation), encode(context)
-        cont = whole[len(ctx) :]
-    tokens = (ctx + cont)[:-1]
-    if max_length is not None:
-        tokens = tokens[-max_length:]
-    with torch.no_grad():
-        logprobs = model(input_ids=torch.tensor([tokens])).logits[0].double().log_softmax(-1)
-    first = len(tokens) - len(cont)
-    return sum(logprobs[first + k, token].item() for k, token in enumerate(cont))
 
 
 def _reference(model, tokenizer, items, max_length=None):

@@ -309,6 +309,9 @@ class EvalConfig(_Section):
             ``"classify"``, ``"exact_match"`` or ``"rank"``.
         before_training: Evaluate every task before training (row 0 of the accuracy matrix).
         save_predictions: Write each evaluation's predictions to the run directory.
+        general: General-ability probes of a decoder (the paper's forgetting check), probe name ->
+            ``{path, format, limit, split}``, scored before training and after every task by
+            multiple-choice log-likelihood (:mod:`migu.eval.general`); ``copa`` needs no path.
     """
 
     _prefix: ClassVar[str] = "eval"
@@ -317,10 +320,24 @@ class EvalConfig(_Section):
     metric: str = "auto"
     before_training: bool = True
     save_predictions: bool = True
+    general: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _validate(self) -> None:
         self._range("batch_size", 1)
         self._choice("metric", METRIC_CHOICES)
+        if not isinstance(self.general, Mapping):
+            raise _type_error(
+                self._key("general"), self.general, "a mapping of probe name -> {path, format, limit}"
+            )
+        from migu.eval.general import check_general_entry
+
+        try:
+            self.general = {
+                str(name): {k: v for k, v in check_general_entry(str(name), entry).items() if v is not None}
+                for name, entry in self.general.items()
+            }
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 @dataclass
@@ -794,6 +811,15 @@ def _set(tree: dict[str, Any], key: str, value: Any, root: type | None = None) -
                     _set(tree, f"{here}.{k}", v, root)
             else:
                 node[part] = value
+            return
+        if get_origin(sub) is dict:
+            # A mapping field (eval.general, train.task_epochs, data.files): the rest of the key
+            # walks into it, e.g. eval.general.copa.limit=50; validation happens when it is built.
+            mapping = node[part] = dict(node[part]) if isinstance(node[part], Mapping) else {}
+            for name in parts[i + 1 : -1]:
+                mapping[name] = dict(mapping[name]) if isinstance(mapping.get(name), Mapping) else {}
+                mapping = mapping[name]
+            mapping[parts[-1]] = value
             return
         if not is_dataclass(sub):
             raise ConfigError(f"{here!r} is a value, not a section, so {key!r} is not a config key.")

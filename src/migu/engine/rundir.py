@@ -56,8 +56,14 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_matrix(run_dir: Path, tasks: Sequence[str], rows: Sequence[Sequence[float]], metric: str) -> None:
-    """Write the accuracy matrix as ``matrix.json`` and ``matrix.csv`` (rows present so far)."""
+def write_matrix(
+    run_dir: Path, tasks: Sequence[str], rows: Sequence[Sequence[float | None]], metric: str
+) -> None:
+    """Write the accuracy matrix as ``matrix.json`` and ``matrix.csv`` (rows present so far).
+
+    A cell not evaluated (row 0 with ``eval.before_training: false``) is ``None``: null in JSON, an
+    empty cell in CSV.
+    """
     names = ["before training" if i == 0 else f"after {tasks[i - 1]}" for i in range(len(rows))]
     write_json(
         run_dir / "matrix.json", {"metric": metric, "tasks": list(tasks), "rows": names, "matrix": rows}
@@ -66,7 +72,7 @@ def write_matrix(run_dir: Path, tasks: Sequence[str], rows: Sequence[Sequence[fl
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row", *tasks])
     for name, row in zip(names, rows, strict=True):
-        writer.writerow([name, *(f"{a:.6f}" for a in row)])
+        writer.writerow([name, *("" if a is None else f"{a:.6f}" for a in row)])
     atomic_write_text(run_dir / "matrix.csv", buf.getvalue())
 
 

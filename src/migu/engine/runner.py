@@ -12,6 +12,10 @@ Determinism and resume: the order of the training examples is a pure function of
 epoch); the checkpoint holds model, optimizer, scheduler and every RNG state, taken only at
 optimizer-step boundaries, where MIGU holds no pending magnitudes. A resumed run therefore ends
 with the same weights and results as an uninterrupted one (bit-identical on CPU).
+
+General-ability probes (``eval.general``, decoders only) are scored at the same moments as the
+matrix rows, by multiple-choice log-likelihood, and written to ``general.json``; their forgetting
+goes to ``metrics.json`` as ``general/<name>/forgetting`` (:mod:`migu.eval.general`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ from migu.engine.config import ConfigError, RunConfig, load_run_config, parse_ov
 from migu.engine.families import FAMILY_METRICS, Family, Item, make_family
 from migu.engine.rundir import atomic_write_text, environment_info, read_json, write_json, write_matrix
 from migu.engine.tasks import load_tasks
+from migu.eval.general import general_metrics, load_general_probe
 from migu.eval.metrics import summarize
+from migu.eval.multiple_choice import multiple_choice_accuracy
 from migu.methods import Method, MethodContext, make_method
 from migu.models.loading import load_model
 
@@ -184,6 +190,17 @@ class _Run:
             )
         self.metric = metric
         self.model_source = loaded.source
+        self.tokenizer = loaded.tokenizer
+        if cfg.eval.general and loaded.family != "decoder":
+            raise ConfigError(
+                f"eval.general scores multiple-choice probes by a causal LM's log-likelihood; {cfg.model.name!r} "
+                f"is a {loaded.family} model. Remove eval.general or use a decoder-only model."
+            )
+        # Built-in probes (COPA) come from the CL_Benchmark folder of the run's data where it has one.
+        probe_root = cfg.data.data_dir if cfg.data.source == "cl_benchmark" else None
+        self.general = {
+            name: load_general_probe(name, entry, probe_root) for name, entry in cfg.eval.general.items()
+        }
         self.method: Method = make_method(cfg.method, self.tasks, cfg.seed, self.accelerator.num_processes)
         model = self.method.setup(loaded.model)
         model.train()
@@ -200,6 +217,7 @@ class _Run:
             "optimizer_steps": 0,
             "update_fraction_sum": 0.0,
             "masked_steps": 0,
+            "general": [],
         }
         self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
         self._steps_this_process = 0
@@ -251,6 +269,7 @@ class _Run:
         if resume:
             self.state = read_json(self.run_dir / "state.json")
             self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
+            self.state.setdefault("general", [])
         current = self.state["task"]
         if current >= len(self.tasks):  # finished: the structure of the last task, nothing to train
             for k in range(len(self.tasks)):
@@ -319,6 +338,46 @@ class _Run:
                 atomic_write_text(self.run_dir / "predictions" / name, "".join(lines))
         return accs
 
+    def evaluate_general(self, row: int) -> dict[str, dict[str, Any]]:
+        """Multiple-choice accuracy on every ``eval.general`` probe; predictions as for the tasks."""
+        from accelerate.utils import gather_object
+
+        model = self.accelerator.unwrap_model(self.model)
+        out: dict[str, dict[str, Any]] = {}
+        for name, items in self.general.items():
+            with self.accelerator.split_between_processes(items) as part:
+                # A rank can get no item when there are fewer items than processes.
+                preds = (
+                    multiple_choice_accuracy(
+                        model, self.tokenizer, part, self.cfg.eval.batch_size, self.accelerator.device
+                    )["predictions"]
+                    if part
+                    else []
+                )
+            preds = gather_object(preds)
+            n = len(preds)
+            out[name] = {
+                "acc": sum(p["pred"] == p["answer"] for p in preds) / n,
+                "acc_norm": sum(p["pred_norm"] == p["answer"] for p in preds) / n,
+                "n": n,
+            }
+            if self.is_main and self.cfg.eval.save_predictions:
+                lines = [json.dumps(p, ensure_ascii=False) + "\n" for p in preds]
+                name_file = f"row{row}_general_{_safe_name(name)}.jsonl"
+                atomic_write_text(self.run_dir / "predictions" / name_file, "".join(lines))
+        return out
+
+    def _evaluate_row(self, row: int) -> None:
+        """Row ``row`` of the matrix and of the general probes, appended to the state."""
+        self.state["rows"].append(self.evaluate_all(row))
+        if self.general:
+            self.state["general"].append(self.evaluate_general(row))
+            logger.info(
+                "general probes %s: %s",
+                "before training" if row == 0 else f"after {self.tasks[row - 1].name}",
+                " ".join(f"{k} {v['acc']:.3f}" for k, v in self.state["general"][-1].items()),
+            )
+
     def _write_results(self) -> dict[str, Any]:
         rows = self.state["rows"]
         names = [t.name for t in self.tasks]
@@ -332,7 +391,16 @@ class _Run:
         masked = self.state["masked_steps"]
         metrics["mean_update_fraction"] = self.state["update_fraction_sum"] / masked if masked else 1.0
         metrics["completed_tasks"] = max(0, len(rows) - 1)
+        general = self.state["general"]
+        if self.general:
+            metrics.update(general_metrics(general, list(self.general)))
         if self.is_main:
+            if self.general:
+                labels = ["before training"] + [f"after {n}" for n in names]
+                table = [{"row": label, "results": g} for label, g in zip(labels, general, strict=False)]
+                write_json(
+                    self.run_dir / "general.json", _jsonable({"probes": list(self.general), "rows": table})
+                )
             write_matrix(self.run_dir, names, _jsonable(rows), self.metric)
             write_json(self.run_dir / "metrics.json", _jsonable(metrics))
         return metrics
@@ -342,8 +410,11 @@ class _Run:
         """Run (or continue) the sequence to the end."""
         cfg, acc = self.cfg, self.accelerator
         if not self.state["rows"]:
-            rows0 = self.evaluate_all(0) if cfg.eval.before_training else [float("nan")] * len(self.tasks)
-            self.state["rows"] = [rows0]
+            if cfg.eval.before_training:
+                self._evaluate_row(0)
+            else:
+                self.state["rows"] = [[float("nan")] * len(self.tasks)]
+                self.state["general"] = [None] if self.general else []
             self._write_results()
         world = acc.num_processes
         global_batch = cfg.train.batch_size * world
@@ -363,7 +434,7 @@ class _Run:
             self.method.end_task(t, self.unwrapped, MethodContext(self.family, acc.device))
             if self.handle is not None:
                 self.handle.reset()  # forwards of end_task (e.g. EWC's Fisher) are not training
-            self.state["rows"].append(self.evaluate_all(t + 1))
+            self._evaluate_row(t + 1)
             self.state.update(task=t + 1, step=0)
             self.scheduler = None
             if t + 1 == len(self.tasks):
@@ -567,7 +638,8 @@ def evaluate_run(
             or ``eval.metric=rank``.
 
     Returns:
-        ``{"tasks": [...], "accuracy": [...], "metric": str, "after_tasks": int}``.
+        ``{"tasks": [...], "accuracy": [...], "metric": str, "after_tasks": int}``, plus
+        ``"general"`` (probe name -> ``{"acc", "acc_norm", "n"}``) when ``eval.general`` is set.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
@@ -587,9 +659,12 @@ def evaluate_run(
         r.start(resume=False)  # the method's structure (adapters) at that point of the sequence
         r.accelerator.load_state(str(ckpt))
         accs = r.evaluate_all(done)
+        general = r.evaluate_general(done) if r.general else None
     finally:
         r.close()
     result = {"tasks": [t.name for t in r.tasks], "accuracy": accs, "metric": r.metric, "after_tasks": done}
+    if general is not None:
+        result["general"] = general
     if r.is_main:
         write_json(run_dir / "eval" / "results.json", result)
     return result

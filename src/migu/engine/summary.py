@@ -46,10 +46,23 @@ def format_comparison(results: Mapping[str, RunResult]) -> str:
         for name, r in results.items()
     ]
     names = list(results)
-    lw = max(len(label) for _, label in _METRICS) + 2
     cw = max(10, *(len(n) + 2 for n in names))
+    # General-ability probes (eval.general): accuracy before, at the end, and the drop, per probe.
+    probes = sorted(
+        {k.split("/")[1] for r in results.values() for k in r.metrics if k.startswith("general/")}
+    )
+    rows = list(_METRICS) + [
+        (f"general/{p}/{what}", f"{p}: {label}")
+        for p in probes
+        for what, label in (
+            ("acc_before", "acc before training"),
+            ("acc", "acc at the end"),
+            ("forgetting", "forgetting"),
+        )
+    ]
+    lw = max(len(label) for _, label in rows) + 2
     lines = ["metrics".ljust(lw) + "".join(n.rjust(cw) for n in names)]
-    for key, label in _METRICS:
+    for key, label in rows:
         lines.append(label.ljust(lw) + "".join(_fmt(results[n].metrics.get(key)).rjust(cw) for n in names))
     lines.append("run directories: " + ", ".join(str(r.run_dir) for r in results.values()))
     return "\n\n".join(parts) + "\n\n" + "\n".join(lines)
