@@ -82,6 +82,15 @@ class Family:
             ids = ids[:head] + ids[-(self.max_length - head) :]
         return ids
 
+    def sentence_room(self, task: Task) -> int:
+        """Tokens of ``model.max_length`` left for a sentence of ``task`` after its instruction and options.
+
+        The prompt's fixed parts (task type, dataset name, instruction, options, ``Answer:``) are never
+        cut, so a ``max_length`` below their length leaves the model no text to read (0 here).
+        """
+        fixed = len(self.tokenizer(format_prompt(task, ""))["input_ids"])
+        return max(0, self.max_length - fixed)
+
     def _pad(self, rows: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
         width = max(len(r) for r in rows)
         out = torch.full((len(rows), width), value, dtype=torch.long)  # (B, L)

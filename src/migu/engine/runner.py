@@ -56,6 +56,8 @@ logger = logging.getLogger("migu")
 #: Testing aid: kill the process (SIGKILL, like an out-of-memory kill) after this many optimizer
 #: steps of the run, counted from its start. Used by the resume test.
 KILL_ENV = "MIGU_DEBUG_KILL_AFTER_STEPS"
+#: Fewer tokens than this left for a task's text after its instruction and options draws a warning.
+MIN_SENTENCE_ROOM = 32
 
 
 class RunDirExists(FileExistsError):
@@ -179,6 +181,7 @@ class _Run:
             labels=union,
             max_new_tokens=cfg.model.max_new_tokens,
         )
+        self._check_prompt_room()
         metric = cfg.eval.metric
         allowed = FAMILY_METRICS[loaded.family]
         if metric == "auto":
@@ -221,6 +224,25 @@ class _Run:
         }
         self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
         self._steps_this_process = 0
+
+    def _check_prompt_room(self) -> None:
+        """Stop when a task's instruction and options fill ``model.max_length``; warn when they nearly do."""
+        for task in self.tasks:
+            room = self.family.sentence_room(task)
+            if room == 0:
+                raise ConfigError(
+                    f"model.max_length={self.cfg.model.max_length} leaves no token for the text of task "
+                    f"{task.name!r}: its instruction and {len(task.labels)} options fill it. Raise "
+                    "model.max_length (e.g. model.max_length=128)."
+                )
+            if room < MIN_SENTENCE_ROOM:
+                logger.warning(
+                    "model.max_length=%d leaves only %d tokens for the text of task %r after its instruction "
+                    "and options; longer texts lose their end. Consider a larger model.max_length.",
+                    self.cfg.model.max_length,
+                    room,
+                    task.name,
+                )
 
     @property
     def unwrapped(self) -> torch.nn.Module:
