@@ -199,15 +199,20 @@ class _GenerativeFamily(Family):
         """Summed log-probability of each option's tokens given the prompt: ``(B, n_options)``."""
         expanded = [(task, {"sentence": r["sentence"], "label": lab}) for r in records for lab in task.labels]
         batch = _to(self.training_batch(expanded), _device(model))
-        logits = self._answer_logits(model, batch).float()  # (B*n_opt, L, V)
-        labels = batch["labels"]  # (B*n_opt, L)
-        logp = torch.log_softmax(logits, -1)
-        tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B*n_opt, L)
-        scores = (tok * (labels != -100)).sum(-1)  # (B*n_opt,)
+        logits, labels = self._answer_logits(model, batch)  # (B*n_opt, L, V), (B*n_opt, L)
+        keep = labels != -100  # (B*n_opt, L): the answer tokens
+        # log_softmax over the vocabulary at the answer positions only: the full (B*n_opt, L, V)
+        # tensor in float32 is gigabytes for a 50k vocabulary and dominated evaluation time.
+        logp = logits[keep].float().log_softmax(-1)  # (N_answer, V)
+        tok = logp.gather(-1, labels[keep].unsqueeze(-1)).squeeze(-1)  # (N_answer,)
+        rows = keep.nonzero()[:, 0]  # (N_answer,): which sequence each answer token belongs to
+        scores = torch.zeros(labels.shape[0], dtype=tok.dtype, device=tok.device).index_add_(0, rows, tok)
         return scores.view(len(records), len(task.labels))
 
-    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits aligned with ``batch["labels"]`` (position t predicts labels[t])."""
+    def _answer_logits(
+        self, model: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels aligned (position t's logits predict labels[t]): ``(B, L, V)``, ``(B, L)``."""
         raise NotImplementedError
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
@@ -237,8 +242,10 @@ class EncoderDecoderFamily(_GenerativeFamily):
         batch["labels"] = self._pad([self._answer_ids(r["label"]) for _, r in items], -100)  # (B, Lt)
         return batch
 
-    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**batch).logits  # (B, Lt, V): the decoder input is labels shifted right
+    def _answer_logits(
+        self, model: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return model(**batch).logits, batch["labels"]  # (B, Lt, V): the decoder input is labels shifted right
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
         batch = _to(self._encode_prompts([(task, r) for r in records]), _device(model))
@@ -265,10 +272,12 @@ class DecoderFamily(_GenerativeFamily):
             "labels": self._pad(labels, -100),
         }
 
-    def _answer_logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _answer_logits(
+        self, model: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         logits = model(**inputs).logits  # (B, L, V): position t predicts token t + 1
-        return torch.cat([logits[:, :1] * 0, logits[:, :-1]], dim=1)  # (B, L, V): now aligned with labels
+        return logits[:, :-1], batch["labels"][:, 1:]  # (B, L-1, V), (B, L-1): views, no copy
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
         batch = _to(self._encode_prompts([(task, r) for r in records], left=True), _device(model))
