@@ -393,6 +393,7 @@ def test_engine_run_on_two_local_hub_tasks(tmp_path: Path) -> None:
     }
     cfg = tiny_config(model, tmp_path / "data", tmp_path / "runs", data=data)
     cfg["train"]["max_steps_per_task"] = 2
+    cfg["model"]["max_length"] = 160  # mnli's instruction and 3 options take more than the default 96
     run(run_config_from_dict(cfg), show_progress=False)
     matrix = json.loads((tmp_path / "runs" / "tiny" / "matrix.json").read_text())
     assert matrix["tasks"] == ["copa", "mnli"]
