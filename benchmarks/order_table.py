@@ -1,0 +1,89 @@
+"""Print the paper's kind of table from finished runs: one row per method, one column per task order.
+
+Each cell is the mean ± standard deviation over seeds of one metric of the runs with that variant
+and that ``data.order``; ``avg`` is the mean of a row's order means (shown only when the row has
+every order). Used for docs/results.md:
+
+    .venv/bin/python benchmarks/order_table.py /work/results_small/cpu-standard-small
+
+Runs are read with migu's report reader, so unfinished runs are left out and listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from migu.report.collect import RunRecord, load_runs, method_label
+
+#: metrics.json key -> (column title, scale to print, digits)
+METRICS = {
+    "final_average_accuracy": ("final average accuracy (AA), %", 100.0, 1),
+    "learning_accuracy": ("learning accuracy (mean of R[i][i]), %", 100.0, 1),
+    "backward_transfer": ("backward transfer (BWT), points", 100.0, 1),
+    "seconds_per_step": ("seconds per optimizer step", 1.0, 2),
+}
+
+
+def _cell(values: list[float], scale: float, digits: int) -> str:
+    if not values:
+        return ""
+    mean = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def table(runs: list[RunRecord], metric: str) -> str:
+    """A Markdown table of ``metric`` (a ``metrics.json`` key): methods x orders, mean ± std over seeds."""
+    title, scale, digits = METRICS.get(metric, (metric, 1.0, 3))
+    # (method, order) -> values over seeds
+    cells: dict[tuple[str, int], list[float]] = defaultdict(list)
+    seeds: dict[str, set] = defaultdict(set)
+    for run in runs:
+        order = (run.config.get("data") or {}).get("order")
+        value = run.metrics.get(metric)
+        if order is None or value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        method = run.variant or method_label(run.config)
+        cells[(method, int(order))].append(float(value))
+        seeds[method].add(run.seed)
+    methods = list(dict.fromkeys(m for m, _ in cells))
+    orders = sorted({o for _, o in cells})
+    lines = [
+        f"{title}; mean ± std over seeds",
+        "",
+        "| method | " + " | ".join(f"order {o}" for o in orders) + " | avg | seeds |",
+        "|---|" + "---:|" * (len(orders) + 2),
+    ]
+    for m in methods:
+        row = [_cell(cells.get((m, o), []), scale, digits) for o in orders]
+        means = [statistics.fmean(cells[(m, o)]) for o in orders if cells.get((m, o))]
+        avg = f"{statistics.fmean(means) * scale:.{digits}f}" if len(means) == len(orders) else ""
+        n = ", ".join(str(s) for s in sorted(seeds[m], key=str))
+        lines.append(f"| {m} | " + " | ".join(row) + f" | {avg} | {n} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run directories or folders above them")
+    parser.add_argument(
+        "--metric",
+        action="append",
+        help=f"metrics.json key (repeatable; default: {', '.join(list(METRICS)[:3])})",
+    )
+    args = parser.parse_args()
+    runs, left_out = load_runs(args.paths)
+    for metric in args.metric or list(METRICS)[:3]:
+        print(table(runs, metric))
+        print()
+    for path, reason in left_out:
+        print(f"left out: {path}: {reason}")
+
+
+if __name__ == "__main__":
+    main()

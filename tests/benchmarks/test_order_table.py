@@ -1,0 +1,43 @@
+"""benchmarks/order_table.py: the methods x orders table of docs/results.md, from run directories."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "report")]
+
+from fake_runs import write_fake_run  # noqa: E402
+from order_table import table  # noqa: E402
+
+from migu.report.collect import load_runs  # noqa: E402
+
+
+def _variant_runs(root: Path, seed: int, order: int, aa: dict[str, float]) -> None:
+    point = root / f"seed={seed}+data.order={order}"
+    variants = {"FT": {"migu.enabled": False}, "FT+MIGU": {"migu.enabled": True}}
+    point.mkdir(parents=True)
+    (point / "config.yaml").write_text(f"variants: {variants}\n")
+    for name, value in aa.items():
+        config = {"seed": seed, "data": {"order": order}, "migu": {"enabled": name == "FT+MIGU"}}
+        write_fake_run(
+            point / name,
+            config,
+            [[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]],
+            metrics={"final_average_accuracy": value},
+        )
+
+
+def test_cells_are_mean_and_std_over_seeds_and_avg_needs_every_order(tmp_path):
+    _variant_runs(tmp_path, 0, 1, {"FT": 0.50, "FT+MIGU": 0.60})
+    _variant_runs(tmp_path, 1, 1, {"FT": 0.54, "FT+MIGU": 0.62})
+    _variant_runs(tmp_path, 0, 2, {"FT": 0.40})  # FT+MIGU has no order-2 run
+    runs, _ = load_runs([tmp_path])
+    lines = table(runs, "final_average_accuracy").splitlines()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines[4:]}
+    ft_std = statistics.stdev([0.50, 0.54]) * 100
+    assert rows["FT"] == ["52.0 ± " + f"{ft_std:.1f}", "40.0", "46.0", "0, 1"]
+    assert rows["FT+MIGU"][0] == f"61.0 ± {statistics.stdev([0.6, 0.62]) * 100:.1f}"
+    assert rows["FT+MIGU"][1:3] == ["", ""]  # no order 2, so no average over orders
