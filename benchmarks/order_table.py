@@ -68,6 +68,39 @@ def table(runs: list[RunRecord], metric: str) -> str:
     return "\n".join(lines)
 
 
+def per_task_table(runs: list[RunRecord]) -> str:
+    """Per method and task, over every run: accuracy right after learning the task (R[i][i]) and at the end.
+
+    Cells are ``R[i][i] -> final`` in %, each the mean over the runs (all orders and seeds) that have
+    the task; a task's column reads the same task whatever its position in an order.
+    """
+    learned: dict[tuple[str, str], list[float]] = defaultdict(list)
+    final: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for run in runs:
+        method = run.variant or method_label(run.config)
+        for i, task in enumerate(run.tasks):
+            learned[(method, task)].append(run.matrix[i + 1][i])  # row i+1: after task i (row 0: before)
+            final[(method, task)].append(run.matrix[-1][i])
+    methods = list(dict.fromkeys(m for m, _ in learned))
+    tasks = sorted({t for _, t in learned})
+    lines = [
+        "accuracy right after learning each task -> after the last task, %; mean over runs",
+        "",
+        "| method | " + " | ".join(tasks) + " | runs |",
+        "|---|" + "---:|" * (len(tasks) + 1),
+    ]
+    for m in methods:
+        cells = [
+            f"{statistics.fmean(learned[(m, t)]) * 100:.1f} -> {statistics.fmean(final[(m, t)]) * 100:.1f}"
+            if learned.get((m, t))
+            else ""
+            for t in tasks
+        ]
+        n = max(len(learned[(m, t)]) for t in tasks if learned.get((m, t)))
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="run directories or folders above them")
@@ -76,10 +109,14 @@ def main() -> None:
         action="append",
         help=f"metrics.json key (repeatable; default: {', '.join(list(METRICS)[:3])})",
     )
+    parser.add_argument("--per-task", action="store_true", help="also the per-task R[i][i] -> final table")
     args = parser.parse_args()
     runs, left_out = load_runs(args.paths)
     for metric in args.metric or list(METRICS)[:3]:
         print(table(runs, metric))
+        print()
+    if args.per_task:
+        print(per_task_table(runs))
         print()
     for path, reason in left_out:
         print(f"left out: {path}: {reason}")

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "report")]
 
 from fake_runs import write_fake_run  # noqa: E402
-from order_table import table  # noqa: E402
+from order_table import per_task_table, table  # noqa: E402
 
 from migu.report.collect import load_runs  # noqa: E402
 
@@ -41,3 +41,12 @@ def test_cells_are_mean_and_std_over_seeds_and_avg_needs_every_order(tmp_path):
     assert rows["FT"] == ["52.0 ± " + f"{ft_std:.1f}", "40.0", "46.0", "0, 1"]
     assert rows["FT+MIGU"][0] == f"61.0 ± {statistics.stdev([0.6, 0.62]) * 100:.1f}"
     assert rows["FT+MIGU"][1:3] == ["", ""]  # no order 2, so no average over orders
+
+
+def test_per_task_table_reads_the_diagonal_and_the_last_row(tmp_path):
+    _variant_runs(tmp_path, 0, 1, {"FT": 0.5})
+    _variant_runs(tmp_path, 1, 1, {"FT": 0.5})
+    runs, _ = load_runs([tmp_path])
+    last = per_task_table(runs).splitlines()[-1]
+    # Matrix rows: before, after a, after b = [.1 .1], [.5 .1], [.4 .6]: a learned to .5, ends at .4.
+    assert last == "| FT | 50.0 -> 40.0 | 60.0 -> 60.0 | 2 |"
