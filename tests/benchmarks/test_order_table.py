@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "report")]
 
 from fake_runs import write_fake_run  # noqa: E402
-from order_table import per_task_table, table  # noqa: E402
+from order_table import per_task_table, select, table  # noqa: E402
 
 from migu.report.collect import load_runs  # noqa: E402
 
@@ -50,3 +50,15 @@ def test_per_task_table_reads_the_diagonal_and_the_last_row(tmp_path):
     last = per_task_table(runs).splitlines()[-1]
     # Matrix rows: before, after a, after b = [.1 .1], [.5 .1], [.4 .6]: a learned to .5, ends at .4.
     assert last == "| FT | 50.0 -> 40.0 | 60.0 -> 60.0 | 2 |"
+
+
+def test_other_columns_method_rows_and_where(tmp_path):
+    _variant_runs(tmp_path, 0, 1, {"FT": 0.50, "FT+MIGU": 0.60})
+    _variant_runs(tmp_path, 1, 1, {"FT": 0.54, "FT+MIGU": 0.62})
+    _variant_runs(tmp_path, 0, 2, {"FT": 0.40})
+    runs, _ = load_runs([tmp_path])
+    only_order_1 = select(runs, ["data.order=1"])
+    assert len(only_order_1) == 4 and {r.seed for r in select(runs, ["seed=1"])} == {1}
+    lines = table(only_order_1, "final_average_accuracy", column="seed", rows="method").splitlines()
+    assert lines[2] == "| method | seed 0 | seed 1 | avg | seeds |"
+    assert lines[4:] == ["| FT | 50.0 | 54.0 | 52.0 | 0, 1 |", "| FT+MIGU | 60.0 | 62.0 | 61.0 | 0, 1 |"]
