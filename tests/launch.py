@@ -1,9 +1,14 @@
-"""Launching multi-process tests: a free port and the torchrun command line (2 gloo CPU processes)."""
+"""Launching multi-process tests: a free port, the torchrun command line (2 gloo CPU processes), and
+one launch with the environment these tests share."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
+import warnings
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -20,3 +25,30 @@ def torchrun(*target: str, nproc: int = 2) -> list[str]:
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *target,
     ]  # fmt: skip
+
+
+def launch_env(**extra: str) -> dict[str, str]:
+    """The environment of a launched test: one thread a process (2 processes share 2 cores), no Hub,
+    and gloo on the loopback interface (otherwise gloo picks the interface of the machine's hostname,
+    which a CI machine need not route to itself)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "GLOO_SOCKET_IFNAME": "lo", **extra}
+
+
+def run_launch(build: Callable[[], list[str]], timeout: int) -> subprocess.CompletedProcess:
+    """Run the command ``build()`` returns; if it times out, once more with a fresh command (a new port).
+
+    Only for launches that write nothing a second try would find (worker scripts writing one output
+    file). A worker that deadlocks in MIGU's own collectives hangs both tries, so this hides no bug of
+    ours; it rides out a rendezvous that stalled on a loaded machine (seen once in a CI run, 300 s).
+    """
+    for attempt in (1, 2):
+        cmd = build()
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=launch_env())
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                raise
+            warnings.warn(
+                f"{' '.join(cmd[:8])} ... timed out after {timeout} s; launching it once more", stacklevel=2
+            )
+    raise AssertionError("unreachable")

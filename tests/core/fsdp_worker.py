@@ -257,7 +257,12 @@ def main() -> None:
     if rank == 0:
         torch.save(results, out)
     dist.barrier()
-    dist.destroy_process_group()
+    # Leave without tearing down: about one launch in ten, a rank aborted at exit after this barrier
+    # ("terminate called without an active exception", SIGABRT, results already saved) inside
+    # torch's gloo / FSDP2 teardown on this CPU; that failure is torch's, not a result of the test.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from launch import free_port
+from launch import free_port, run_launch
 from tiny_models import build, make_batch
 
 import migu
@@ -31,7 +29,7 @@ def _single_process(mode: str):
     return model.state_dict(), masks
 
 
-def _launch(launcher: str, out: Path, mode: str) -> None:
+def _command(launcher: str, out: Path, mode: str) -> list[str]:
     port = str(free_port())
     if launcher == "torchrun":
         cmd = [
@@ -74,8 +72,11 @@ def _launch(launcher: str, out: Path, mode: str) -> None:
             mode,
             "accelerate",
         ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    return cmd
+
+
+def _launch(launcher: str, out: Path, mode: str) -> None:
+    proc = run_launch(lambda: _command(launcher, out, mode), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

@@ -9,8 +9,6 @@ What is checked against what:
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -19,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tiny_models when
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from launch import torchrun
+from launch import run_launch, torchrun
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from reference import InputRecorder, linear_out, magnitude, reference_keep  # noqa: E402
 from tiny_models import build, make_batch  # noqa: E402
@@ -477,9 +475,7 @@ def test_ddp_fast_path_equals_one_process(tmp_path, micro):
     path (the fast path is exact there). micro=2: equals one process on the fast path whose micro-batch
     i is the union of the ranks' micro-batches i (running masks from rank-averaged magnitudes)."""
     out = tmp_path / "ddp.pt"
-    cmd = torchrun(__file__, str(out), str(micro))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    proc = run_launch(lambda: torchrun(__file__, str(out), str(micro)), timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ddp = torch.load(out)
     state, masks = _one_process(fast=micro > 1, micro=micro)

@@ -7,8 +7,6 @@ masks and, in strict mode, that masked rows of every rank's shards do not change
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ from fsdp_worker import (
     build_model,
     parse_case,
 )
-from launch import torchrun
+from launch import run_launch, torchrun
 from tiny_models import make_batch
 
 import migu
@@ -58,9 +56,7 @@ def fsdp_results(tmp_path_factory):
     def get(family: str) -> dict:
         if family not in cache:
             out = tmp_path_factory.mktemp("fsdp") / f"{family}.pt"
-            cmd = torchrun(str(WORKER), str(out), family, *CASES[family])
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+            proc = run_launch(lambda: torchrun(str(WORKER), str(out), family, *CASES[family]), timeout=600)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
             cache[family] = torch.load(out, weights_only=False)
         return cache[family]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from launch import free_port
+from launch import free_port, launch_env
 from safetensors.torch import load_file
 from tiny_runs import save_tiny_model, tiny_config, write_tiny_benchmark
 
@@ -44,12 +44,7 @@ def _config(tmp_path: Path, name: str, batch_size: int, max_steps: int | None) -
 
 
 def _run(cmd: list[str]) -> None:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(sys.path),
-    }
+    env = launch_env(PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
