@@ -52,3 +52,16 @@ def run_launch(build: Callable[[], list[str]], timeout: int) -> subprocess.Compl
                 f"{' '.join(cmd[:8])} ... timed out after {timeout} s; launching it once more", stacklevel=2
             )
     raise AssertionError("unreachable")
+
+
+def exit_worker() -> None:
+    """End a launched worker after its last barrier without torch's process teardown.
+
+    On this CPU, that teardown sometimes never ends (a rank blocked in ``std::thread::join`` at exit,
+    after ``destroy_process_group`` returned and the results were saved; seen with py-spy in a hung CI
+    launch) or aborts ("terminate called without an active exception"). Both are torch's, after the
+    test's work is done, so workers leave with ``os._exit(0)`` once their output is written.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

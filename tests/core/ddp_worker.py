@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from launch import exit_worker  # noqa: E402
 from tiny_models import build, make_batch  # noqa: E402
 
 import migu  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
     if rank == 0:
         torch.save({"state": model.state_dict(), "masks": masks}, out)
     dist.barrier()
-    dist.destroy_process_group()
+    exit_worker()  # torch's teardown can hang or abort after this point (tests/launch.py)
 
 
 if __name__ == "__main__":
