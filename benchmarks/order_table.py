@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from migu.report.collect import RunRecord, flatten, load_runs, method_label
+from migu.report.collect import RunRecord, flatten, load_runs, mean_std, method_label
 
 #: metrics.json key -> (column title, scale to print, digits)
 METRICS = {
@@ -35,10 +35,10 @@ METRICS = {
 def _cell(values: list[float], scale: float, digits: int) -> str:
     if not values:
         return ""
-    mean = statistics.fmean(values) * scale
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+    mean, std = mean_std(values)  # std is None for one value
+    if std is None:
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
 def _method(run: RunRecord, rows: str) -> str:

@@ -29,8 +29,8 @@ def torchrun(*target: str, nproc: int = 2) -> list[str]:
 
 def launch_env(**extra: str) -> dict[str, str]:
     """The environment of a launched test: one thread a process (2 processes share 2 cores), no Hub,
-    and gloo on the loopback interface (otherwise gloo picks the interface of the machine's hostname,
-    which a CI machine need not route to itself)."""
+    and gloo pinned to the loopback interface (every rank is on this machine; without it gloo picks
+    the interface its hostname resolves to)."""
     return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "GLOO_SOCKET_IFNAME": "lo", **extra}
 
 
@@ -39,7 +39,8 @@ def run_launch(build: Callable[[], list[str]], timeout: int) -> subprocess.Compl
 
     Only for launches that write nothing a second try would find (worker scripts writing one output
     file). A worker that deadlocks in MIGU's own collectives hangs both tries, so this hides no bug of
-    ours; it rides out a rendezvous that stalled on a loaded machine (seen once in a CI run, 300 s).
+    ours. The one hang seen (a CI run, 300 s) was torch's teardown after the work, which
+    :func:`exit_worker` now skips; the second try is a guard against another such stall.
     """
     for attempt in (1, 2):
         cmd = build()
