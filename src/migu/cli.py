@@ -163,7 +163,14 @@ def _report(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from migu.engine.default import default_run_config
-    from migu.report.sweep import format_sweep_summary, load_sweep_config, parse_grid, plan_sweep, run_sweep
+    from migu.report.sweep import (
+        format_sweep_summary,
+        load_sweep_config,
+        parse_grid,
+        plan_sweep,
+        run_sweep,
+        select_variants,
+    )
 
     path, overrides = _split_config(args.args)
     base = default_run_config() if path is None else None
@@ -171,6 +178,8 @@ def _sweep(args: argparse.Namespace) -> int:
         base = base.with_overrides({"name": "sweep"})  # not the embedded default's runs/default
     cfg, grid = load_sweep_config(path, overrides, base=base)
     grid.update(parse_grid(args.grid or []))
+    if args.variants:
+        cfg = select_variants(cfg, [v.strip() for v in args.variants.split(",") if v.strip()])
     if not grid:
         print(
             "migu sweep: nothing to sweep: give --grid KEY=[v1,v2] or a `sweep:` mapping in the config.",
@@ -238,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     swp.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="YAML config and overrides")
     swp.add_argument(
         "--grid", action="append", metavar="KEY=[v1,v2]", help="values of one key (repeat for a grid)"
+    )
+    swp.add_argument(
+        "--variants", metavar="A,B", help="run only these variants of the config, in the config's order"
     )
     swp.add_argument("--dry-run", action="store_true", help="list the run directories, run nothing")
     swp.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -79,6 +79,8 @@ def test_file_tasks_load_each_format(tmp_path, kind):
     assert task.labels == ("a", "b")
     assert len(task.train) == 6 and len(task.test) == 4
     assert {r["sentence"] for r in task.test} == {f"item {i}" for i in range(4)}
+    capped = [load_file_task("mine", spec, base_dir=tmp_path, max_test=2, seed=s) for s in range(4)]
+    assert all(t.test == capped[0].test for t in capped)  # the same test items for every seed
 
 
 def test_file_tasks_reject_malformed_files_clearly(tmp_path):

@@ -108,6 +108,7 @@ def test_order_is_seeded_shuffle(fake_root: Path) -> None:
     other = load_cl_benchmark_task("dbpedia", fake_root, seed=1)
     assert first.train == again.train and first.test == again.test
     assert first.train != other.train  # 18! orders: a collision is practically impossible
+    assert first.test == other.test  # the test sample does not depend on the seed
     assert first.train != _records(TRAIN_COUNTS, "train")  # not file order
 
 
@@ -128,6 +129,14 @@ def test_max_train_is_class_balanced(fake_root: Path) -> None:
     assert _labels(both.train) == Counter(a=4, b=4, c=2)
     assert _labels(load_cl_benchmark_task("dbpedia", fake_root, max_test=3).test) == Counter(a=1, b=1, c=1)
     assert load_cl_benchmark_task("dbpedia", fake_root, max_train=0).train == []
+
+
+def test_test_sample_is_the_same_for_every_seed(fake_root: Path) -> None:
+    tasks = [load_cl_benchmark_task("dbpedia", fake_root, max_train=3, max_test=4, seed=s) for s in range(6)]
+    assert all(t.test == tasks[0].test for t in tasks)  # same items, same order
+    assert len({tuple(r["sentence"] for r in t.train) for t in tasks}) > 1  # training samples differ
+    uncapped = [load_cl_benchmark_task("dbpedia", fake_root, seed=s).test for s in (0, 1)]
+    assert uncapped[0] == uncapped[1]
 
 
 def test_seed_changes_the_sample(fake_root: Path) -> None:

@@ -280,6 +280,7 @@ def test_caps_sample_per_class_and_are_seeded(tmp_path: Path) -> None:
     assert load_hub_task("mnli", override, max_train=4, max_test=3) == capped
     other = load_hub_task("mnli", override, max_train=4, max_test=3, seed=1)
     assert other.train != capped.train
+    assert other.test == capped.test  # the test sample does not depend on the seed
     with pytest.raises(ValueError, match="max_train"):
         load_hub_task("mnli", override, max_train=-1)
 

@@ -127,6 +127,13 @@ def test_to_migu_config():
         "strict",
     )
     assert MiguBlock().to_migu_config().targets == "default"
+    assert MiguBlock(criterion="random").to_migu_config(seed=5).seed == 5  # the run seed reaches MIGU
+    official = MiguBlock(keep_rule="quantile", mask_bias=False).to_migu_config()
+    assert (official.keep_rule, official.mask_bias) == ("quantile", False)
+    with pytest.raises(ConfigError, match=r"migu.keep_rule='median' is not one of: count, quantile"):
+        MiguBlock(keep_rule="median")
+    with pytest.raises(ConfigError, match="migu.fast_path=true needs migu.keep_rule=count"):
+        MiguBlock(keep_rule="quantile", fast_path=True)
 
 
 def test_sections_accept_strings_for_floats_directly():

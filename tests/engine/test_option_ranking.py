@@ -50,7 +50,13 @@ def test_batched_option_scores_match_one_at_a_time(
     tasks = load_tasks(cfg.data, seed=0)
     labels = sorted({lab for t in tasks for lab in t.labels})
     family = make_family(
-        loaded.family, loaded.tokenizer, max_length=96, max_target_length=8, labels=labels, max_new_tokens=4
+        loaded.family,
+        loaded.tokenizer,
+        max_length=96,
+        max_target_length=8,
+        labels=labels,
+        max_new_tokens=4,
+        label_space="options",  # ranked among the input's options, as the reference below
     )
     for task in tasks:  # 2 and 3 options; records of different lengths share a padded batch
         records = task.test[:5]

@@ -54,6 +54,12 @@ class MiguConfig:
             k-means clusters and mask whole clusters (``0``: off). Needs ``criterion="output"``.
         cluster_by: ``"weight"`` (k-means over weight rows, at attach) or ``"magnitude"``
             (co-magnitude profiles from ``handle.fit_clusters(batches)``).
+        keep_rule: How ``T`` becomes a mask (:data:`migu.core.mask.KEEP_RULES`): ``"count"`` masks
+            exactly ``floor(T * d_out)`` units (ties by index); ``"quantile"`` keeps
+            ``m >= torch.quantile(m, T)`` as the official code (usually one unit fewer masked, ties
+            kept). ``"quantile"`` needs ``fast_path=False`` and ``clusters=0``.
+        mask_bias: Mask a layer's bias entries with its weight rows. ``False``: the official code's
+            choice (weight rows only; biases always move). ``False`` needs ``fast_path=False``.
         fast_path: Compute, in the backward of each ``nn.Linear`` / ``Conv1D`` target, the weight
             gradient of the kept rows only (``migu.core.fast_path``): about ``T`` of the
             weight-gradient product skipped. The mask of each micro-batch is the running mask of
@@ -75,6 +81,8 @@ class MiguConfig:
     seed: int = 0
     clusters: int = 0
     cluster_by: str = "weight"
+    keep_rule: str = "count"
+    mask_bias: bool = True
     fast_path: bool = False
 
     def __post_init__(self) -> None:
@@ -122,6 +130,23 @@ class MiguConfig:
                 "masks each layer's weight gradient in its backward, so the mask must be known after the "
                 "forward from output magnitudes ('gradient' is only known after the backward)."
             )
+        from migu.core.mask import KEEP_RULES
+
+        if self.keep_rule not in KEEP_RULES:
+            raise ValueError(
+                f"MiguConfig.keep_rule={self.keep_rule!r} is not one of {KEEP_RULES}: 'count' masks exactly "
+                "floor(T * d_out) units, 'quantile' keeps m >= torch.quantile(m, T) (official code)."
+            )
+        if not isinstance(self.mask_bias, bool):
+            raise ValueError(f"MiguConfig.mask_bias must be True or False, got {self.mask_bias!r}.")
+        if self.fast_path and (self.keep_rule != "count" or not self.mask_bias):
+            raise ValueError(
+                "MiguConfig(fast_path=True) needs keep_rule='count' and mask_bias=True (the fast path "
+                "computes a fixed number of kept rows, bias included); set fast_path=False for the "
+                "official rule."
+            )
+        if self.clusters and self.keep_rule != "count":
+            raise ValueError("MiguConfig.clusters needs keep_rule='count' (clusters are masked by count).")
         if isinstance(self.targets, str):
             if not self.targets:
                 raise ValueError("MiguConfig.targets is empty: use 'default', 'all-linear' or name patterns.")

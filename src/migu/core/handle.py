@@ -438,7 +438,8 @@ class MiguHandle:
             keeps = self._keep_masks(magnitudes)
         else:  # ranked per weight, by its gradient, its weight or at random
             magnitudes = self._criterion_scores()
-            keeps = {name: keep_mask(m, self.config.threshold) for name, m in magnitudes.items()}
+            rule = self.config.keep_rule
+            keeps = {name: keep_mask(m, self.config.threshold, rule) for name, m in magnitudes.items()}
         self.reset()
         self.magnitudes = magnitudes
         self.masks = {}
@@ -457,7 +458,9 @@ class MiguHandle:
             if bool(keep.all()):
                 continue  # T = 0 or tiny layer: leave the gradient untouched (bit-identical)
             masked_idx = (~keep).nonzero().squeeze(1) if strict else None  # (k,)
-            for param, dim in ((unit.weight, unit.unit_dim), (unit.bias, 0)):
+            # mask_bias=False: the official code masks weight rows only, biases always move.
+            bias = unit.bias if self.config.mask_bias else None
+            for param, dim in ((unit.weight, unit.unit_dim), (bias, 0)):
                 if param is None or param.grad is None:
                     continue
                 if param.grad.shape != param.shape:
@@ -521,13 +524,14 @@ class MiguHandle:
         for width, names in by_width.items():
             if not names:
                 continue
-            if num_masked(width, self.config.threshold) == 0:
+            rule = self.config.keep_rule
+            if rule == "count" and num_masked(width, self.config.threshold) == 0:
                 keeps.update(
                     {n: torch.ones(width, dtype=torch.bool, device=magnitudes[n].device) for n in names}
                 )
                 continue
             stacked = torch.stack([magnitudes[n] for n in names])  # (L, width)
-            for n, k in zip(names, keep_mask(stacked, self.config.threshold), strict=True):
+            for n, k in zip(names, keep_mask(stacked, self.config.threshold, rule), strict=True):
                 keeps[n] = k
         return keeps
 

@@ -8,7 +8,12 @@ import torch
 
 from migu.core.distributed import is_dtensor, local_range
 
-__all__ = ["num_masked", "keep_mask", "keep_indices", "mask_gradient_"]
+__all__ = ["KEEP_RULES", "num_masked", "keep_mask", "keep_indices", "mask_gradient_"]
+
+#: How the threshold ``T`` becomes a mask. ``"count"``: exactly ``floor(T * d_out)`` units masked,
+#: ties broken by index. ``"quantile"``: the official code's rule, units with
+#: ``m >= torch.quantile(m, T)`` kept (usually one unit fewer masked, all tied units kept).
+KEEP_RULES = ("count", "quantile")
 
 
 def num_masked(num_units: int, threshold: float) -> int:
@@ -17,20 +22,27 @@ def num_masked(num_units: int, threshold: float) -> int:
     return min(num_units, math.floor(threshold * num_units + 1e-9))
 
 
-def keep_mask(magnitudes: torch.Tensor, threshold: float) -> torch.Tensor:
+def keep_mask(magnitudes: torch.Tensor, threshold: float, rule: str = "count") -> torch.Tensor:
     """Which output units keep their gradient.
 
-    The ``floor(T * d_out)`` units with the smallest magnitude are masked. Ties are broken by index:
-    among equal magnitudes the lower index counts as smaller (a stable sort), so the result is
-    deterministic on every device and rank.
+    ``rule="count"``: the ``floor(T * d_out)`` units with the smallest magnitude are masked. Ties are
+    broken by index: among equal magnitudes the lower index counts as smaller (a stable sort), so
+    the result is deterministic on every device and rank. ``rule="quantile"`` (official code):
+    units with ``m >= torch.quantile(m, T)`` (linear interpolation) keep their gradient.
 
     Args:
         magnitudes: ``(d_out,)`` or ``(L, d_out)`` (several layers of one width at once).
         threshold: ``T`` in ``[0, 1)``.
+        rule: One of :data:`KEEP_RULES`.
 
     Returns:
         Bool tensor of ``magnitudes``' shape, True where the unit is updated.
     """
+    if rule == "quantile":
+        m = magnitudes.float()  # torch.quantile needs a floating dtype; bf16 is not accepted
+        return m >= torch.quantile(m, threshold, dim=-1, keepdim=True)  # (..., d_out)
+    if rule != "count":
+        raise ValueError(f"rule={rule!r} is not one of {KEEP_RULES}.")
     k = num_masked(magnitudes.shape[-1], threshold)
     keep = torch.ones_like(magnitudes, dtype=torch.bool)  # (..., d_out)
     if k == 0:

@@ -352,7 +352,8 @@ def load_cl_benchmark_task(
     ``max_train_per_class`` keeps at most k training records of each label; ``max_train`` and
     ``max_test`` cap the total, drawing the labels in equal shares as far as the data allows
     (``max_train`` applies after ``max_train_per_class``). The same arguments always give the same
-    task; ``seed`` changes which records a cap keeps and their order.
+    task; ``seed`` changes which training records a cap keeps and their order. The test sample does
+    not depend on ``seed``: runs with different seeds are scored on the same test items.
 
     Records whose label is in :data:`NO_GOLD_LABELS` (MNLI's ``"-"``) are dropped; ``Task.source``
     says how many.
@@ -365,7 +366,7 @@ def load_cl_benchmark_task(
         max_train: Keep at most this many training records, class-balanced (``None``: all).
         max_train_per_class: Keep at most this many training records per label (``None``: all).
         max_test: Keep at most this many test records, class-balanced (``None``: all).
-        seed: Seed of the sampling and of the record order.
+        seed: Seed of the training sample and of its record order (not of the test sample).
         task_type: The task type (prompt ``Task:`` field, key of ``instruction_config.json``).
             ``None`` takes it from :data:`CL_BENCHMARK_TASK_TYPES`; needed for other task folders.
 
@@ -439,7 +440,7 @@ def load_cl_benchmark_task(
             labels,
             per_class=None,
             total=max_test,
-            rng=random.Random(f"migu.cl_benchmark:{folder}:{seed}:test"),
+            rng=random.Random(f"migu.cl_benchmark:{folder}:test"),  # fixed: the same items for every seed
         ),
         instruction=instruction,
         source=source,

@@ -133,7 +133,7 @@ def load_file_task(
             per_class=max_train_per_class,
             rng=random.Random(f"{name}:{seed}:train"),
         ),
-        test=balanced_sample(test, labels, total=max_test, rng=random.Random(f"{name}:{seed}:test")),
+        test=balanced_sample(test, labels, total=max_test, rng=random.Random(f"{name}:test")),
         instruction=spec.get("instruction", ""),
         source=f"{train_path} / {test_path}",
         task_type=spec.get("task_type", "TC"),

@@ -530,7 +530,10 @@ def load_hub_task(
             labels,
             per_class=per_class,
             total=total,
-            rng=random.Random(f"migu.hub:{name}:{seed}:{role}"),
+            # The test draw does not depend on the seed: every run is scored on the same items.
+            rng=random.Random(
+                f"migu.hub:{name}:{seed}:{role}" if role == "train" else f"migu.hub:{name}:test"
+            ),
         )
         records[role] = [
             {"sentence": _sentence(name, spec, dataset, split, int(r["sentence"])), "label": r["label"]}

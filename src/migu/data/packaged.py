@@ -32,7 +32,8 @@ Tasks (see :func:`available_packaged_tasks`):
 
 None of these files ships its own train/test split, so every task uses a fixed, stratified 80/20
 split drawn from a seeded shuffle that does not depend on the ``seed`` argument: the test set of a
-task never changes, only which examples are drawn from it when a cap is given.
+task never changes, and the test sample drawn from it under a cap does not depend on ``seed``
+either (every seed is scored on the same items); ``seed`` draws the training sample.
 """
 
 from __future__ import annotations
@@ -472,9 +473,7 @@ def _load(spec: _TaskSpec, *, max_train: int | None, max_test: int | None, seed:
         train=balanced_sample(
             train_pool, spec.labels, total=max_train, rng=random.Random(f"{spec.name}:{seed}:train")
         ),
-        test=balanced_sample(
-            test_pool, spec.labels, total=max_test, rng=random.Random(f"{spec.name}:{seed}:test")
-        ),
+        test=balanced_sample(test_pool, spec.labels, total=max_test, rng=random.Random(f"{spec.name}:test")),
         instruction=spec.instruction,
         source=spec.source,
         task_type=spec.task_type,
@@ -512,8 +511,9 @@ def load_packaged_task(
 ) -> TextTask:
     """Load a packaged text-classification task.
 
-    The train/test split is fixed (stratified 80/20, independent of ``seed``). ``seed`` decides
-    which examples are drawn when a cap is given and the order of the returned records; the same
+    The train/test split is fixed (stratified 80/20, independent of ``seed``), and so is the test
+    sample under ``max_test``. ``seed`` decides which training examples are drawn when a cap is
+    given and the order of the training records; the same
     arguments always give the same task. Without a cap a split keeps the corpus' natural (possibly
     unbalanced) label distribution; with a cap, labels get equal shares as far as the data allows.
 
@@ -521,7 +521,7 @@ def load_packaged_task(
         name: Task name, one of :func:`available_packaged_tasks`.
         max_train: Keep at most this many training records, class-balanced (``None``: keep all).
         max_test: Keep at most this many test records, class-balanced (``None``: keep all).
-        seed: Seed for the sampling and ordering of records.
+        seed: Seed for the sampling and ordering of training records.
 
     Returns:
         The task, with records ``{"sentence": str, "label": str}``.

@@ -25,6 +25,7 @@ import yaml
 
 from migu.core.config import MODE_CHOICES, NORMALIZE_CHOICES, TARGET_PRESETS, MiguConfig
 from migu.core.criteria import CRITERIA
+from migu.core.mask import KEEP_RULES
 
 __all__ = [
     "ConfigError",
@@ -44,6 +45,7 @@ __all__ = [
     "SCHEDULER_CHOICES",
     "MIXED_PRECISION_CHOICES",
     "METRIC_CHOICES",
+    "LABEL_SPACE_CHOICES",
 ]
 
 FAMILY_CHOICES = ("auto", "encoder", "encoder-decoder", "decoder")
@@ -52,6 +54,8 @@ SOURCE_CHOICES = ("packaged", "cl_benchmark", "files", "hub")
 SCHEDULER_CHOICES = ("constant", "linear", "cosine")
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
 METRIC_CHOICES = ("auto", "classify", "exact_match", "rank")
+#: ``eval.label_space``: see :data:`migu.engine.families.LABEL_SPACES`
+LABEL_SPACE_CHOICES = ("all", "options")
 
 
 class ConfigError(ValueError):
@@ -307,6 +311,10 @@ class EvalConfig(_Section):
         batch_size: Examples per forward pass.
         metric: ``"auto"`` (classify for encoders, exact_match for generative models),
             ``"classify"``, ``"exact_match"`` or ``"rank"``.
+        label_space: Which labels an answer is chosen from, in training and at test (encoder head,
+            ``rank``): ``"all"`` (every label of the sequence; task-label-free, the analog of the
+            paper's generative setting) or ``"options"`` (the options written in the input; rules
+            out answering with another task's label, closer to task-incremental learning).
         before_training: Evaluate every task before training (row 0 of the accuracy matrix).
         save_predictions: Write each evaluation's predictions to the run directory.
         general: General-ability probes of a decoder (the paper's forgetting check), probe name ->
@@ -318,6 +326,7 @@ class EvalConfig(_Section):
 
     batch_size: int = 64
     metric: str = "auto"
+    label_space: str = "all"
     before_training: bool = True
     save_predictions: bool = True
     general: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -325,6 +334,7 @@ class EvalConfig(_Section):
     def _validate(self) -> None:
         self._range("batch_size", 1)
         self._choice("metric", METRIC_CHOICES)
+        self._choice("label_space", LABEL_SPACE_CHOICES)
         if not isinstance(self.general, Mapping):
             raise _type_error(
                 self._key("general"), self.general, "a mapping of probe name -> {path, format, limit}"
@@ -358,6 +368,9 @@ class MiguBlock(_Section):
             masked whole (``0``: off).
         cluster_by: ``"weight"`` (weight rows) or ``"magnitude"`` (co-magnitude profiles over 8
             training batches of each task, fitted when the task starts).
+        keep_rule: ``"count"`` (exactly ``floor(T * d_out)`` masked) or ``"quantile"`` (official:
+            ``m >= torch.quantile(m, T)`` kept).
+        mask_bias: Mask bias entries with their weight rows (``false``: official, weight rows only).
         fast_path: Linear layers compute the weight gradient of kept rows only (faster; with
             ``grad_accum_steps > 1`` each micro-batch uses the step's running mask, see
             :mod:`migu.core.fast_path`). Needs ``criterion="output"``.
@@ -376,6 +389,8 @@ class MiguBlock(_Section):
     criterion: str = "output"
     clusters: int = 0
     cluster_by: str = "weight"
+    keep_rule: str = "count"
+    mask_bias: bool = True
     fast_path: bool = False
 
     def _validate(self) -> None:
@@ -409,16 +424,32 @@ class MiguBlock(_Section):
             raise ConfigError(
                 f"{self._key('clusters')}={self.clusters} needs {self._key('criterion')}='output'."
             )
+        self._choice("keep_rule", KEEP_RULES)
+        if self.fast_path and (self.keep_rule != "count" or not self.mask_bias):
+            raise ConfigError(
+                f"{self._key('fast_path')}=true needs {self._key('keep_rule')}=count and "
+                f"{self._key('mask_bias')}=true (the official choice runs on the dense path)."
+            )
+        if self.clusters and self.keep_rule != "count":
+            raise ConfigError(
+                f"{self._key('clusters')}={self.clusters} needs {self._key('keep_rule')}=count."
+            )
         if self.fast_path and self.criterion != "output":
             raise ConfigError(
                 f"{self._key('fast_path')}=true needs {self._key('criterion')}='output' (the mask must be known "
                 f"after the forward); set {self._key('fast_path')}=false for criterion={self.criterion!r}."
             )
 
-    def to_migu_config(self) -> MiguConfig:
+    def to_migu_config(self, seed: int = 0) -> MiguConfig:
         """The :class:`migu.MiguConfig` these settings describe (``enabled`` and ``skip_first_task``
-        are the engine's business and not part of it)."""
+        are the engine's business and not part of it).
+
+        Args:
+            seed: The run seed: it seeds the ``"random"`` criterion and the k-means of ``clusters``,
+                so runs with different seeds draw different random masks.
+        """
         return MiguConfig(
+            seed=seed,
             threshold=self.threshold,
             targets=self.targets if isinstance(self.targets, str) else tuple(self.targets),
             exclude=tuple(self.exclude),
@@ -428,6 +459,8 @@ class MiguBlock(_Section):
             criterion=self.criterion,
             clusters=self.clusters,
             cluster_by=self.cluster_by,
+            keep_rule=self.keep_rule,
+            mask_bias=self.mask_bias,
             fast_path=self.fast_path,
         )
 

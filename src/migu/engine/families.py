@@ -3,15 +3,19 @@
 Every family sees the same prompt (the paper's format, :func:`migu.data.task.format_prompt`), which
 lists the task's options; no family is told which task an input comes from.
 
-- encoder: one classification head over the union of the label strings of the whole sequence. The
-  loss and the prediction are restricted to the options written in the input (logits of other
-  labels are set to -inf), so learning a new task does not push down the labels of old ones.
+- encoder: one classification head over the union of the label strings of the whole sequence.
+  ``label_space="all"`` (the default): the loss and the prediction range over every label of the
+  sequence, so a model that forgets can answer with another task's label, as a generative model can
+  (class-incremental in effect, no task label anywhere). ``label_space="options"``: the loss and the
+  prediction are restricted to the options written in the input (logits of other labels set to
+  -inf), which rules that way of forgetting out and is closer to task-incremental learning.
 - encoder-decoder: the target is the label text.
 - decoder: prompt followed by the label text and EOS; the loss covers the answer tokens only.
 
 Evaluation metrics: ``classify`` (encoders), ``exact_match`` (greedy generation, compared after
-lower-casing and stripping punctuation, as the paper) and ``rank`` (the option with the highest
-summed log-likelihood of its tokens given the prompt).
+lower-casing and stripping punctuation, as the paper) and ``rank`` (the label with the highest
+summed log-likelihood of its tokens given the prompt, over every label of the sequence with
+``label_space="all"`` or over the input's options with ``"options"``).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import torch
 from torch import nn
 
 from migu.data.task import Task, format_prompt
+from migu.engine.config import LABEL_SPACE_CHOICES
 from migu.eval.text import exact_match
 
-__all__ = ["FAMILY_METRICS", "Family", "Item", "make_family"]
+__all__ = ["FAMILY_METRICS", "LABEL_SPACES", "Family", "Item", "make_family"]
 
 #: one training example: the task it belongs to and its record ``{"sentence", "label"}``
 Item = tuple[Task, dict]
@@ -36,6 +41,10 @@ FAMILY_METRICS = {
     "encoder-decoder": ("exact_match", "rank"),
     "decoder": ("exact_match", "rank"),
 }
+
+#: ``"all"``: answers range over the labels of every task of the sequence (task-label-free);
+#: ``"options"``: over the options written in the input (task-aware in effect).
+LABEL_SPACES = LABEL_SPACE_CHOICES
 
 # The prompt ends with this; when a prompt is too long the middle (the end of the sentence) is cut,
 # not the tail, so that the model always sees the options and "Answer:".
@@ -51,6 +60,8 @@ class Family:
         max_target_length: Longest answer in tokens (generative families).
         labels: Union of the label strings of the whole sequence (encoder head order).
         max_new_tokens: Greedy decoding length for ``exact_match``.
+        label_space: One of :data:`LABEL_SPACES`: which labels the encoder head and ``rank`` choose
+            from (``exact_match`` generates freely either way).
     """
 
     name = ""
@@ -63,7 +74,11 @@ class Family:
         max_target_length: int,
         labels: Sequence[str],
         max_new_tokens: int,
+        label_space: str = "all",
     ) -> None:
+        if label_space not in LABEL_SPACES:
+            raise ValueError(f"label_space={label_space!r} is not one of {LABEL_SPACES}.")
+        self.label_space = label_space
         self.tokenizer = tokenizer
         # Prompts are cut by _prompt_ids (keeping the options and "Answer:"), not by the tokenizer;
         # this silences its "longer than the maximum length" warning on the full prompt.
@@ -73,6 +88,10 @@ class Family:
         self.label_ids = {lab: i for i, lab in enumerate(labels)}
         self.max_new_tokens = max_new_tokens
         self._tail = len(tokenizer(_PROMPT_TAIL)["input_ids"])
+
+    def choices(self, task: Task) -> list[str]:
+        """The labels an answer to an input of ``task`` is chosen from (see :data:`LABEL_SPACES`)."""
+        return list(task.labels) if self.label_space == "options" else list(self.label_ids)
 
     # ------------------------------------------------------------------ shared helpers
     def _prompt_ids(self, task: Task, sentence: str) -> list[int]:
@@ -163,11 +182,13 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 class EncoderFamily(Family):
-    """Classification over the union label head, restricted to the input's options."""
+    """Classification over the union label head (restricted to the input's options with ``"options"``)."""
 
     name = "encoder"
 
     def _option_mask(self, task: Task) -> torch.Tensor:
+        if self.label_space == "all":
+            return torch.zeros(len(self.label_ids))  # (n_union,): every label of the sequence competes
         mask = torch.full((len(self.label_ids),), float("-inf"))  # (n_union,)
         mask[[self.label_ids[lab] for lab in task.labels]] = 0.0
         return mask
@@ -196,8 +217,9 @@ class _GenerativeFamily(Family):
     """Shared evaluation of the two generative families."""
 
     def _option_logprobs(self, model: nn.Module, task: Task, records: Sequence[dict]) -> torch.Tensor:
-        """Summed log-probability of each option's tokens given the prompt: ``(B, n_options)``."""
-        expanded = [(task, {"sentence": r["sentence"], "label": lab}) for r in records for lab in task.labels]
+        """Summed log-probability of each choice's tokens given the prompt: ``(B, n_choices)``."""
+        choices = self.choices(task)
+        expanded = [(task, {"sentence": r["sentence"], "label": lab}) for r in records for lab in choices]
         batch = _to(self.training_batch(expanded), _device(model))
         logits, labels = self._answer_logits(model, batch)  # (B*n_opt, L, V), (B*n_opt, L)
         keep = labels != -100  # (B*n_opt, L): the answer tokens
@@ -207,7 +229,7 @@ class _GenerativeFamily(Family):
         tok = logp.gather(-1, labels[keep].unsqueeze(-1)).squeeze(-1)  # (N_answer,)
         rows = keep.nonzero()[:, 0]  # (N_answer,): which sequence each answer token belongs to
         scores = torch.zeros(labels.shape[0], dtype=tok.dtype, device=tok.device).index_add_(0, rows, tok)
-        return scores.view(len(records), len(task.labels))
+        return scores.view(len(records), len(choices))
 
     def _answer_logits(
         self, model: nn.Module, batch: dict[str, torch.Tensor]
@@ -222,7 +244,8 @@ class _GenerativeFamily(Family):
     def predict(self, model: nn.Module, task: Task, records: Sequence[dict], metric: str) -> list[str]:
         if metric == "rank":
             best = self._option_logprobs(model, task, records).argmax(-1)  # (B,)
-            return [task.labels[i] for i in best.tolist()]
+            choices = self.choices(task)
+            return [choices[i] for i in best.tolist()]
         return self._generate(model, task, records)
 
 

@@ -3,7 +3,8 @@
 Layout of ``RUN_DIR``::
 
     config.yaml         the resolved configuration (what ``--resume`` reads back)
-    environment.json    package versions, device, seed, git commit, command line
+    environment.json    package versions, device, seed, git commit, command line, and per task
+                        the size and SHA-256 of its test sample (``test_sets``)
     state.json          progress: finished tasks, optimizer steps into the current task, status
     matrix.json/.csv    accuracy matrix R (row 0: before training; row i: after task i)
     metrics.json        metrics of R (migu.eval.metrics.summarize) and timings

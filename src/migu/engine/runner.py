@@ -42,7 +42,7 @@ from migu.data.task import Task
 from migu.engine.config import ConfigError, RunConfig, load_run_config, parse_overrides
 from migu.engine.families import FAMILY_METRICS, Family, Item, make_family
 from migu.engine.rundir import atomic_write_text, environment_info, read_json, write_json, write_matrix
-from migu.engine.tasks import load_tasks
+from migu.engine.tasks import load_tasks, test_set_record
 from migu.eval.general import general_metrics, load_general_probe
 from migu.eval.metrics import summarize
 from migu.eval.multiple_choice import multiple_choice_accuracy
@@ -180,6 +180,7 @@ class _Run:
             max_target_length=cfg.model.max_target_length,
             labels=union,
             max_new_tokens=cfg.model.max_new_tokens,
+            label_space=cfg.eval.label_space,
         )
         self._check_prompt_room()
         metric = cfg.eval.metric
@@ -266,7 +267,7 @@ class _Run:
         if cfg.migu.enabled:
             from migu.core.handle import attach
 
-            self.handle = attach(self.unwrapped, cfg.migu.to_migu_config(), optimizer=self.optimizer)
+            self.handle = attach(self.unwrapped, cfg.migu.to_migu_config(cfg.seed), optimizer=self.optimizer)
             self.handle.enabled = not (cfg.migu.skip_first_task and t == 0)
             if cfg.migu.clusters and cfg.migu.cluster_by == "magnitude":
                 self._fit_clusters(t)
@@ -586,6 +587,8 @@ def run(
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
             info = environment_info(config.seed, str(r.accelerator.device), r.accelerator.num_processes)
             info["model_source"] = r.model_source
+            # Which test items each task is scored on (fixed for every seed): equal digests, same items.
+            info["test_sets"] = test_set_record(r.tasks)
             write_json(run_dir / "environment.json", info)
             write_json(state_file, r.state)
         r.start(resume)

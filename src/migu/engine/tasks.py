@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 from migu.data.task import Task
 from migu.engine.config import DataConfig
 
-__all__ = ["cap_per_class", "load_tasks"]
+__all__ = ["cap_per_class", "load_tasks", "test_set_record"]
 
 
 def cap_per_class(records: list[dict[str, str]], k: int) -> list[dict[str, str]]:
@@ -27,7 +31,7 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
 
     Args:
         data: The ``data:`` block (source, task names, caps).
-        seed: Decides which examples a cap keeps.
+        seed: Decides which training examples a cap keeps (test samples are the same for every seed).
 
     Returns:
         The tasks, in training order.
@@ -82,3 +86,19 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
             )
         tasks.append(task)
     return tasks
+
+
+def test_set_record(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
+    """What identifies each task's test sample: its size and a SHA-256 of its (sentence, label) pairs.
+
+    Written to the run directory (``test_sets.json``) so that runs can be checked to be scored on the
+    same items: two runs with equal digests saw the same test records in the same order.
+    """
+    out = {}
+    for task in tasks:
+        h = hashlib.sha256()
+        for r in task.test:
+            h.update(json.dumps([r["sentence"], r["label"]], ensure_ascii=False).encode("utf-8"))
+            h.update(b"\n")
+        out[task.name] = {"n": len(task.test), "sha256": h.hexdigest()}
+    return out

@@ -181,7 +181,7 @@ class _PretrainRun:
         if rcfg.migu.enabled:
             from migu.core.handle import attach
 
-            handle = attach(unwrapped, rcfg.migu.to_migu_config(), optimizer=optimizer)
+            handle = attach(unwrapped, rcfg.migu.to_migu_config(rcfg.seed), optimizer=optimizer)
             handle.enabled = not (rcfg.migu.skip_first_task and d == 0)
         losses: list[float] = []
         fractions: list[float] = []

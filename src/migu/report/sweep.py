@@ -40,6 +40,7 @@ __all__ = [
     "plan_sweep",
     "point_name",
     "run_sweep",
+    "select_variants",
 ]
 
 # Keys a grid may not set: they decide where the runs go, which the sweep owns.
@@ -153,6 +154,23 @@ class SweepOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     traceback: str = ""
+
+
+def select_variants(config: RunConfig, names: Sequence[str]) -> RunConfig:
+    """``config`` with only the variants ``names`` (kept in the config's order).
+
+    Raises:
+        ConfigError: a name is not a variant of ``config`` (the message lists them), or none is given.
+    """
+    if not names:
+        raise ConfigError("--variants is empty: give variant names, e.g. --variants FT,FT+MIGU.")
+    unknown = [n for n in names if n not in config.variants]
+    if unknown:
+        raise ConfigError(
+            f"--variants: {', '.join(unknown)} not among the config's variants "
+            f"({', '.join(config.variants) or 'none'})."
+        )
+    return dataclasses.replace(config, variants={k: v for k, v in config.variants.items() if k in names})
 
 
 def plan_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> tuple[Path, list[SweepRun]]:
