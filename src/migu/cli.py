@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return _pretrain(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     from migu.engine.config import ConfigError
-    from migu.engine.runner import RunDirExists
+    from migu.engine.runner import RunDirExists, TrainingDiverged
     from migu.models.loading import ModelNotFound
 
     try:
@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunDirExists, ModelNotFound, FileNotFoundError) as err:
         print(f"migu {args.command}: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"migu {args.command}: {err}", file=sys.stderr)
+        return 3
     except (ImportError, ValueError) as err:  # missing data/model package, bad data: the message says the fix
         if os.environ.get("MIGU_DEBUG"):
             raise

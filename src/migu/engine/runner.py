@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -49,7 +50,15 @@ from migu.eval.multiple_choice import multiple_choice_accuracy
 from migu.methods import Method, MethodContext, make_method
 from migu.models.loading import load_model
 
-__all__ = ["RunDirExists", "RunResult", "evaluate_run", "resume_run", "run", "run_variants"]
+__all__ = [
+    "RunDirExists",
+    "RunResult",
+    "TrainingDiverged",
+    "evaluate_run",
+    "resume_run",
+    "run",
+    "run_variants",
+]
 
 logger = logging.getLogger("migu")
 
@@ -60,8 +69,16 @@ KILL_ENV = "MIGU_DEBUG_KILL_AFTER_STEPS"
 MIN_SENTENCE_ROOM = 32
 
 
+#: Optimizer steps between two training-loss lines in log.txt.
+LOSS_LOG_EVERY = 10
+
+
 class RunDirExists(FileExistsError):
     """The run directory already holds a run."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -222,6 +239,9 @@ class _Run:
             "update_fraction_sum": 0.0,
             "masked_steps": 0,
             "general": [],
+            "task_losses": [],  # mean training loss of each finished task
+            "loss_sum": 0.0,  # this task so far (from its start, resumes included)
+            "loss_steps": 0,
         }
         self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
         self._steps_this_process = 0
@@ -293,6 +313,8 @@ class _Run:
             self.state = read_json(self.run_dir / "state.json")
             self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
             self.state.setdefault("general", [])
+            for key, empty in (("task_losses", []), ("loss_sum", 0.0), ("loss_steps", 0)):
+                self.state.setdefault(key, empty)
         current = self.state["task"]
         if current >= len(self.tasks):  # finished: the structure of the last task, nothing to train
             for k in range(len(self.tasks)):
@@ -333,7 +355,16 @@ class _Run:
         if not ckpt.exists():
             return  # killed before the first checkpoint: nothing trained yet
         self.accelerator.load_state(str(ckpt))
-        extra = torch.load(ckpt / "migu_state.pt", weights_only=False)
+        # weights_only: tensors and plain containers only. A run directory may come from someone
+        # else; a full unpickle would run whatever code a crafted file names.
+        try:
+            extra = torch.load(ckpt / "migu_state.pt", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise RuntimeError(
+                f"{ckpt / 'migu_state.pt'} holds more than tensors and plain data, so it was not loaded "
+                f"(loading it could run code from the file). Only resume run directories that migu wrote. "
+                f"({str(err).splitlines()[0]})"
+            ) from None
         self._pending_scheduler_state = extra["scheduler"]
         self.method.load_state_dict(extra["method"])
 
@@ -414,6 +445,7 @@ class _Run:
         masked = self.state["masked_steps"]
         metrics["mean_update_fraction"] = self.state["update_fraction_sum"] / masked if masked else 1.0
         metrics["completed_tasks"] = max(0, len(rows) - 1)
+        metrics["train_loss"] = list(self.state["task_losses"])  # mean training loss per finished task
         general = self.state["general"]
         if self.general:
             metrics.update(general_metrics(general, list(self.general)))
@@ -454,6 +486,10 @@ class _Run:
                     self.scheduler.load_state_dict(pending)
                     self._pending_scheduler_state = None
                 self._train_task(t, task, items, plan, self.state["step"], n_steps)
+            self._check_finite_weights(task)
+            steps = self.state["loss_steps"]
+            self.state["task_losses"].append(self.state["loss_sum"] / steps if steps else None)
+            self.state.update(loss_sum=0.0, loss_steps=0)
             self.method.end_task(t, self.unwrapped, MethodContext(self.family, acc.device))
             if self.handle is not None:
                 self.handle.reset()  # forwards of end_task (e.g. EWC's Fisher) are not training
@@ -488,6 +524,7 @@ class _Run:
         self.model.train()
         step = start
         t0 = time.perf_counter()
+        step_loss = 0.0  # sum of this optimizer step's micro-batch losses
         for i in range(start * accum, len(plan)):
             chunk = [items[j] for j in plan[i][rank * bs : (rank + 1) * bs]]
             batch = {k: v.to(acc.device) for k, v in self.family.training_batch(chunk).items()}
@@ -496,6 +533,13 @@ class _Run:
                 penalty = self.method.penalty(self.unwrapped, t)
                 if penalty is not None:
                     loss = loss + penalty
+                value = loss.item()
+                if not math.isfinite(value):
+                    bar.close()
+                    self._diverged(
+                        f"the training loss is {value} at step {step + 1} of task {t + 1} ({task.name})"
+                    )
+                step_loss += value
                 acc.backward(loss)
                 if acc.sync_gradients:
                     if self.handle is not None and self.handle.enabled:
@@ -516,8 +560,23 @@ class _Run:
             now = time.perf_counter()
             self.state["train_seconds"] += now - t0
             t0 = now
+            mean_loss = step_loss / accum
+            step_loss = 0.0
+            self.state["loss_sum"] += mean_loss
+            self.state["loss_steps"] += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{mean_loss:.3f}")
+            if step % LOSS_LOG_EVERY == 0 or step == n_steps:
+                logger.info(
+                    "task %d/%d %s step %d/%d loss %.4f (mean of this task so far %.4f)",
+                    t + 1,
+                    len(self.tasks),
+                    task.name,
+                    step,
+                    n_steps,
+                    mean_loss,
+                    self.state["loss_sum"] / self.state["loss_steps"],
+                )
             if step < n_steps and cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
                 self.state["step"] = step
                 self._save_checkpoint()
@@ -525,6 +584,27 @@ class _Run:
             if self._kill_after is not None and self._steps_this_process >= self._kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         bar.close()
+
+    def _check_finite_weights(self, task: Task) -> None:
+        """Stop with :class:`TrainingDiverged` when a trained weight holds NaN or inf after ``task``."""
+        for name, p in self.unwrapped.named_parameters():
+            if p.requires_grad and not bool(torch.isfinite(p).all()):
+                self._diverged(f"weight {name} holds NaN or inf after task {task.name}")
+
+    def _diverged(self, what: str) -> None:
+        """Mark the run diverged in state.json (the last checkpoint stays as it was) and stop."""
+        message = (
+            f"training diverged: {what} (train.lr={self.cfg.train.lr}). Nothing after the last checkpoint "
+            "is kept. Lower train.lr (or set train.max_grad_norm) and start a new run; the results so "
+            "far are in the run directory."
+        )
+        logger.error(message)
+        if self.is_main:
+            state_file = self.run_dir / "state.json"
+            on_disk = read_json(state_file) if state_file.exists() else _jsonable(self.state)
+            on_disk.update(status="diverged", error=message)
+            write_json(state_file, on_disk)
+        raise TrainingDiverged(message)
 
     def close(self) -> None:
         if self.handle is not None:

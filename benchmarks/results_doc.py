@@ -1,0 +1,249 @@
+"""Regenerate every table of docs/results.md from the raw run files under results/.
+
+docs/results.md marks each generated table with a pair of HTML comments::
+
+    <!-- table: controls-aa -->
+    ...  (replaced by this script)
+    <!-- end table -->
+
+and this script rewrites what is between them from the runs' ``config.yaml``, ``matrix.json`` and
+``metrics.json`` (checkpoints and predictions are not needed). Prose around the tables is written by
+hand and says what the tables show; ``--check`` fails when a table is out of date with results/.
+
+    .venv/bin/python benchmarks/results_doc.py           # rewrite the tables in docs/results.md
+    .venv/bin/python benchmarks/results_doc.py --check   # exit 1 if a table differs (a test runs this)
+
+Statistics: each cell is the mean ± sample standard deviation over the runs it covers. Paired
+comparisons match two variants on the same (task order, seed): same training sample and order, same
+initial weights, same test items (test samples do not depend on the seed). Their p-value is the exact
+two-sided sign-flip permutation test of the mean paired difference (all 2^n sign patterns; no
+distributional assumption), which with n pairs cannot go below 2 / 2^n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from order_table import per_task_table, table  # noqa: E402
+
+from migu.report.collect import RunRecord, flatten, load_runs, mean_std  # noqa: E402
+
+DOC = ROOT / "docs" / "results.md"
+RESULTS = ROOT / "results"
+_BLOCK = re.compile(r"(<!-- table: (?P<id>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def sign_flip_p(diffs: Sequence[float]) -> float:
+    """Exact two-sided p-value of the mean of paired differences under random sign flips."""
+    n = len(diffs)
+    if n == 0:
+        return float("nan")
+    observed = abs(statistics.fmean(diffs))
+    hits = 0
+    for signs in itertools.product((1.0, -1.0), repeat=n):
+        if abs(statistics.fmean(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12:
+            hits += 1
+    return hits / 2**n
+
+
+def _pair_key(run: RunRecord) -> tuple:
+    cfg = flatten(run.config)
+    return (cfg.get("data.order"), tuple(cfg.get("data.tasks") or ()), run.seed)
+
+
+def paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]], metric: str, title: str) -> str:
+    """One row per (A, B): the paired differences A - B of ``metric`` over matching (order, seed) runs."""
+    by_variant: dict[str, dict[tuple, float]] = defaultdict(dict)
+    for run in runs:
+        value = run.metrics.get(metric)
+        if run.variant is not None and value is not None:
+            by_variant[run.variant][_pair_key(run)] = 100.0 * float(value)
+    lines = [
+        f"{title}: paired differences A - B in points, matched on (task order, seed)",
+        "",
+        "| A - B | pairs | mean ± std | A better / equal / worse | p (sign-flip) | differences |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for a, b in pairs:
+        keys = sorted(set(by_variant[a]) & set(by_variant[b]), key=str)
+        diffs = [by_variant[a][k] - by_variant[b][k] for k in keys]
+        if not diffs:
+            continue
+        mean, std = mean_std(diffs)
+        spread = f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
+        better = sum(d > 0 for d in diffs)
+        equal = sum(d == 0 for d in diffs)
+        listed = ", ".join(f"{d:+.1f}" for d in diffs)
+        lines.append(
+            f"| {a} - {b} | {len(diffs)} | {spread} | {better} / {equal} / {len(diffs) - better - equal} "
+            f"| {sign_flip_p(diffs):.3f} | {listed} |"
+        )
+    return "\n".join(lines)
+
+
+def seed_spread_table(runs: list[RunRecord], metric: str, title: str) -> str:
+    """Per variant: the standard deviation over seeds within one task order, averaged over orders."""
+    groups: dict[str, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        value = run.metrics.get(metric)
+        if run.variant is not None and value is not None:
+            groups[run.variant][flatten(run.config).get("data.order")].append(100.0 * float(value))
+    lines = [
+        f"{title}: spread over seeds (std over seeds within an order, mean over orders), points",
+        "",
+        "| variant | seed std | orders |",
+        "|---|---:|---:|",
+    ]
+    for variant, by_order in groups.items():
+        stds = [statistics.stdev(v) for v in by_order.values() if len(v) >= 2]
+        if stds:
+            lines.append(f"| {variant} | {statistics.fmean(stds):.1f} | {len(stds)} |")
+    return "\n".join(lines)
+
+
+def matrix_table(runs: list[RunRecord]) -> str:
+    """Every run's accuracy matrix, one block of rows per run, with its AA, learning accuracy and BWT."""
+    if not runs:
+        return "(no finished run yet)"
+    tasks = runs[0].tasks
+    lines = [
+        "accuracy matrix R, % (row: after training that task; columns: tasks), one block per run",
+        "",
+        "| run | after | " + " | ".join(tasks) + " | AA | LA | BWT |",
+        "|---|---|" + "---:|" * (len(tasks) + 3),
+    ]
+    for run in runs:
+        m = run.metrics
+        label = f"{run.variant}, order {flatten(run.config).get('data.order')}, seed {run.seed}"
+        for i, row in enumerate(run.matrix):
+            after = "(before)" if i == 0 else run.tasks[i - 1]
+            cells = " | ".join(f"{100 * a:.1f}" for a in row)
+            tail = (
+                f"{100 * m['final_average_accuracy']:.1f} | {100 * m['learning_accuracy']:.1f} | "
+                f"{100 * m['backward_transfer']:+.1f}"
+                if i == len(run.matrix) - 1
+                else " |  | "
+            )
+            lines.append(f"| {label if i == 0 else ''} | {after} | {cells} | {tail} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ tables
+def _runs(sub: str, variants: Sequence[str] | None = None) -> list[RunRecord]:
+    folder = RESULTS / sub
+    if not folder.is_dir():
+        return []
+    runs, _ = load_runs([folder])
+    return [r for r in runs if variants is None or r.variant in variants]
+
+
+CONTROLS = "controls"
+FT_CONTROLS = ("FT", "FT+MIGU", "FT+random", "FT+weight", "FT+gradient", "FT+MIGU(official)")
+LORA_CONTROLS = ("LoRA", "LoRA+MIGU", "LoRA+random", "LoRA+weight", "LoRA+gradient", "LoRA+MIGU(official)")
+CONTROL_PAIRS = (
+    ("FT+MIGU", "FT"),
+    ("FT+MIGU", "FT+random"),
+    ("FT+random", "FT"),
+    ("FT+MIGU", "FT+weight"),
+    ("FT+MIGU", "FT+gradient"),
+    ("FT+MIGU(official)", "FT+MIGU"),
+    ("LoRA+MIGU", "LoRA"),
+    ("LoRA+MIGU", "LoRA+random"),
+    ("LoRA+random", "LoRA"),
+    ("LoRA+MIGU", "LoRA+weight"),
+    ("LoRA+MIGU", "LoRA+gradient"),
+    ("LoRA+MIGU(official)", "LoRA+MIGU"),
+)
+
+
+def _ordered(runs: list[RunRecord]) -> list[RunRecord]:
+    """Runs in the order of the controls' variants (FT block, then LoRA), so tables read the same."""
+    rank = {v: i for i, v in enumerate(FT_CONTROLS + LORA_CONTROLS)}
+    return sorted(runs, key=lambda r: rank.get(r.variant or "", len(rank)))
+
+
+def _if_any(sub: str, make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
+    """A table of the finished runs under ``results/<sub>``, or a line saying there are none yet."""
+
+    def build() -> str:
+        runs = _ordered(_runs(sub))
+        return make(runs) if runs else "(no finished run yet)"
+
+    return build
+
+
+def _controls(metric: str) -> Callable[[], str]:
+    return _if_any(CONTROLS, lambda runs: table(runs, metric))
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "protocol-all-matrix": _if_any("protocol-all", matrix_table),
+    "controls-aa": _controls("final_average_accuracy"),
+    "controls-la": _controls("learning_accuracy"),
+    "controls-bwt": _controls("backward_transfer"),
+    "controls-paired-aa": _if_any(
+        CONTROLS, lambda r: paired_table(r, CONTROL_PAIRS, "final_average_accuracy", "Final average accuracy")
+    ),
+    "controls-paired-la": _if_any(
+        CONTROLS, lambda r: paired_table(r, CONTROL_PAIRS, "learning_accuracy", "Learning accuracy")
+    ),
+    "controls-paired-bwt": _if_any(
+        CONTROLS, lambda r: paired_table(r, CONTROL_PAIRS, "backward_transfer", "Backward transfer")
+    ),
+    "controls-seed-spread": _if_any(
+        CONTROLS, lambda r: seed_spread_table(r, "final_average_accuracy", "Final average accuracy")
+    ),
+    "controls-per-task": _if_any(CONTROLS, per_task_table),
+}
+
+
+def render(doc: str) -> str:
+    """``doc`` with every marked table regenerated."""
+
+    def replace(m: re.Match) -> str:
+        name = m.group("id")
+        if name not in TABLES:
+            raise SystemExit(f"docs/results.md marks a table {name!r} that this script does not know")
+        body = TABLES[name]()
+        return f"{m.group(1)}{body}\n{m.group(4)}"
+
+    return _BLOCK.sub(replace, doc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a table differs; write nothing")
+    args = parser.parse_args()
+    old = DOC.read_text(encoding="utf-8")
+    new = render(old)
+    if args.check:
+        if new != old:
+            print(
+                "docs/results.md is out of date with results/: run benchmarks/results_doc.py", file=sys.stderr
+            )
+            return 1
+        print("docs/results.md matches results/")
+        return 0
+    if new != old:
+        tmp = DOC.with_suffix(".md.tmp")
+        tmp.write_text(new, encoding="utf-8")
+        tmp.replace(DOC)
+        print(f"rewrote {len(_BLOCK.findall(new))} table(s) in docs/results.md")
+    else:
+        print("docs/results.md already matches results/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
