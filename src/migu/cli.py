@@ -46,12 +46,17 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 2
         target = Path(args.resume)
+        allow = args.allow_config_change
         if (target / "state.json").exists():
-            results = {target.name: resume_run(target, show_progress=not args.no_progress)}
+            results = {
+                target.name: resume_run(target, show_progress=not args.no_progress, allow_config_change=allow)
+            }
         elif (target / "config.yaml").exists():
             cfg = load_run_config(target / "config.yaml")
             cfg = cfg.with_overrides({"output_dir": str(target.parent), "name": target.name})
-            results = run_variants(cfg, resume=True, show_progress=not args.no_progress)
+            results = run_variants(
+                cfg, resume=True, show_progress=not args.no_progress, allow_config_change=allow
+            )
         else:
             print(
                 f"migu run --resume: {target.resolve()} holds no run (no state.json or config.yaml).",
@@ -221,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="YAML config and overrides")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or variants) in RUN_DIR")
+    run.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue although config.yaml was edited since the run started",
+    )
     run.add_argument("--preset", metavar="NAME", help="start from a named preset (see `migu list`)")
     run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -270,17 +280,28 @@ def main(argv: list[str] | None = None) -> int:
         return _pretrain(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     from migu.engine.config import ConfigError
+    from migu.engine.rundir import RunDirLocked
     from migu.engine.runner import RunDirExists, TrainingDiverged
     from migu.models.loading import ModelNotFound
 
     try:
         return args.func(args)
-    except (ConfigError, RunDirExists, ModelNotFound, FileNotFoundError) as err:
+    except (ConfigError, RunDirExists, RunDirLocked, ModelNotFound, FileNotFoundError) as err:
         print(f"migu {args.command}: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"migu {args.command}: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(
+            f"migu {args.command}: interrupted. A run continues from its last checkpoint with "
+            "`migu run --resume RUN_DIR`.",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as err:  # disk full, read-only or forbidden folder: the message names the path
+        print(f"migu {args.command}: {err}", file=sys.stderr)
+        return 1
     except (ImportError, ValueError) as err:  # missing data/model package, bad data: the message says the fix
         if os.environ.get("MIGU_DEBUG"):
             raise

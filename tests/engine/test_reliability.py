@@ -60,3 +60,111 @@ def test_training_loss_is_logged_and_kept_per_task(tmp_path, tiny_models_dir, ti
     log = (result.run_dir / "log.txt").read_text()
     assert "task 1/2 agnews step 3/3 loss" in log and "task 2/2 sst2 step 3/3 loss" in log
     assert json.loads((result.run_dir / "metrics.json").read_text())["train_loss"] == losses
+
+
+def test_a_second_process_on_the_same_run_directory_is_refused(
+    tmp_path, tiny_models_dir, tiny_benchmark, capsys
+):
+    from migu.engine.rundir import RunDirLocked, lock_run_dir
+
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    run_dir = tmp_path / "tiny"
+    run_dir.mkdir()
+    # The lock is an OS lock on an open file: a second open file description (as another process
+    # would have) cannot take it while the first holds it.
+    with lock_run_dir(run_dir):
+        with pytest.raises(RunDirLocked, match=r"being written by another migu process \(pid \d+\)"):
+            run(run_config_from_dict(cfg), show_progress=False)
+        (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+        assert main(["run", str(tmp_path / "c.yaml"), "--no-progress"]) == 2
+        assert "another migu process" in capsys.readouterr().err
+    assert not (run_dir / "state.json").exists()  # nothing was started
+    run(run_config_from_dict(cfg), show_progress=False)  # released: the run goes ahead
+
+
+def test_resume_refuses_an_edited_config_unless_asked(tmp_path, tiny_models_dir, tiny_benchmark, capsys):
+    import yaml
+
+    from migu.engine.runner import ConfigChanged
+
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"train.checkpoint_every": 2})
+    run_dir = run_killed(cfg, tmp_path, after_steps=3)  # SIGKILL: the lock must not outlive the process
+    edited = yaml.safe_load((run_dir / "config.yaml").read_text())
+    edited["train"]["lr"] = 0.5
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(edited))
+    with pytest.raises(ConfigChanged, match=r"train.lr: 0.001 -> 0.5"):
+        resume_run(run_dir, show_progress=False)
+    assert main(["run", "--resume", str(run_dir), "--no-progress"]) == 2
+    assert "--allow-config-change" in capsys.readouterr().err
+    result = resume_run(run_dir, show_progress=False, allow_config_change=True)
+    state = json.loads((result.run_dir / "state.json").read_text())
+    assert state["status"] == "finished"
+    assert state["config_changes"] == [{"task": 0, "step": 2, "changes": ["train.lr: 0.001 -> 0.5"]}]
+
+
+def test_full_disk_at_a_checkpoint_fails_clearly_and_resumes(
+    tmp_path, tiny_models_dir, tiny_benchmark, monkeypatch
+):
+    import errno
+
+    from migu.engine.runner import CheckpointWriteError
+
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"train.checkpoint_every": 2})
+    clean = run(run_config_from_dict({**cfg, "name": "clean"}), show_progress=False)
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def full_disk(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the first checkpoint (model via safetensors; optimizer, rng, migu_state) fits
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(
+        CheckpointWriteError, match=r"could not write the checkpoint .* No space left on device"
+    ):
+        run(run_config_from_dict(cfg), show_progress=False)
+    run_dir = tmp_path / "tiny"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "failed" and "No space left" in state["error"]
+    assert not (run_dir / "checkpoint.tmp").exists()  # no half-written checkpoint left behind
+    assert (run_dir / "checkpoint" / "migu_state.pt").is_file()  # the previous one is intact
+    assert "run stopped (failed)" in (run_dir / "log.txt").read_text()
+    monkeypatch.setattr(torch, "save", real_save)  # space freed
+    resumed = resume_run(run_dir, show_progress=False)
+    assert resumed.matrix == clean.matrix
+
+
+def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
+    tmp_path, tiny_models_dir, tiny_benchmark
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    cfg["train"].update(max_steps_per_task=None, epochs=200.0, checkpoint_every=0)  # 1200 steps a task
+    path = tmp_path / "long.yaml"
+    path.write_text(json.dumps({**cfg, "name": "long"}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migu.cli", "run", str(path), "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "long" / "log.txt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (log.is_file() and "step 10/" in log.read_text()):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    state = json.loads((tmp_path / "long" / "state.json").read_text())
+    assert state["status"] == "interrupted"

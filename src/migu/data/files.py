@@ -20,6 +20,7 @@ records; JSONL one record per line; CSV a header row.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections.abc import Mapping
@@ -39,27 +40,79 @@ class TaskFileError(ValueError):
     """A task file is missing, malformed, or does not hold what the task definition says."""
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def _read_text(path: Path) -> str:
+    """The file's text as UTF-8, or a TaskFileError naming the file, the byte and the fix."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not text
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise TaskFileError(
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8. Task "
+            f"files must be UTF-8; convert it, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix[1:]}`."
+        ) from None
+
+
+def _read_records(path: Path) -> list[tuple[str, Any]]:
+    """``(where, record)`` pairs, ``where`` naming the record for messages ("record 3", "line 17")."""
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path.resolve()}")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, list):
+    if suffix not in (".json", ".jsonl", ".csv"):
+        raise TaskFileError(f"{path}: unknown file type {suffix!r}; use .json, .jsonl or .csv.")
+    text = _read_text(path)
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise TaskFileError(f"{path}: not valid JSON at line {err.lineno}: {err.msg}") from None
+        if not isinstance(data, list):
+            raise TaskFileError(
+                f"{path}: a JSON task file must hold a list of records, got {type(data).__name__}."
+            )
+        return [(f"record {i + 1}", r) for i, r in enumerate(data)]
+    if suffix == ".jsonl":
+        out = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((f"line {n}", json.loads(line)))
+            except json.JSONDecodeError as err:
                 raise TaskFileError(
-                    f"{path}: a JSON task file must hold a list of records, got {type(data).__name__}."
+                    f"{path}, line {n}: not valid JSON: {err.msg} (column {err.colno})."
+                ) from None
+        return out
+    return _read_csv(path, text)
+
+
+def _read_csv(path: Path, text: str) -> list[tuple[str, Any]]:
+    """CSV rows as dicts; a row with too few or too many fields, or an unclosed quote, is an error."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        out = []
+        start = reader.line_num + 1
+        for row in reader:
+            if not row:  # a blank line
+                start = reader.line_num + 1
+                continue
+            where = f"line {start}" if start == reader.line_num else f"lines {start}-{reader.line_num}"
+            if len(row) != len(header):
+                raise TaskFileError(
+                    f"{path}, {where}: {len(row)} fields where the header has {len(header)} "
+                    f"({', '.join(header)}). Quote fields that contain commas, or fix the row."
                 )
-            return data
-        if suffix == ".jsonl":
-            lines = path.read_text(encoding="utf-8").splitlines()
-            return [json.loads(line) for line in lines if line.strip()]
-        if suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                return list(csv.DictReader(f))
-    except json.JSONDecodeError as err:
-        raise TaskFileError(f"{path}: not valid JSON at line {err.lineno}: {err.msg}") from None
-    raise TaskFileError(f"{path}: unknown file type {suffix!r}; use .json, .jsonl or .csv.")
+            out.append((where, dict(zip(header, row, strict=True))))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise TaskFileError(
+            f"{path}, line {start}: {err} (a quote opened there is never closed?). Close the quote or "
+            'double a quote inside a quoted field ("").'
+        ) from None
+    return out
 
 
 def _pools(path: Path, text_col: str, label_col: str, labels: tuple[str, ...] | None) -> dict[str, list[str]]:
@@ -67,19 +120,29 @@ def _pools(path: Path, text_col: str, label_col: str, labels: tuple[str, ...] | 
     if not records:
         raise TaskFileError(f"{path} is empty: a task needs at least one record in each split.")
     pools: dict[str, list[str]] = {}
-    for i, r in enumerate(records):
+    for where, r in records:
         if not isinstance(r, Mapping):
-            raise TaskFileError(f"{path}, record {i}: a record must be an object with named fields.")
+            raise TaskFileError(f"{path}, {where}: a record must be an object with named fields.")
         for col in (text_col, label_col):
             if col not in r:
                 raise TaskFileError(
-                    f"{path}, record {i}: no column {col!r} (it has {', '.join(map(repr, r))}); set "
+                    f"{path}, {where}: no column {col!r} (it has {', '.join(map(repr, r))}); set "
                     f"text_column / label_column in the task's entry under data.files."
+                )
+            value = r[col]
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise TaskFileError(
+                    f"{path}, {where}: {col!r} is {'null' if value is None else 'empty'}; every record "
+                    "needs a text and a label. Fix or remove the record."
+                )
+            if not isinstance(value, str | int | float | bool):
+                raise TaskFileError(
+                    f"{path}, {where}: {col!r} is a {type(value).__name__} ({value!r:.60}); expected text."
                 )
         label = str(r[label_col])
         if labels is not None and label not in labels:
             raise TaskFileError(
-                f"{path}, record {i}: label {label!r} is not one of the task's labels {list(labels)}; "
+                f"{path}, {where}: label {label!r} is not one of the task's labels {list(labels)}; "
                 "fix the record or add the label to `labels`."
             )
         pools.setdefault(label, []).append(str(r[text_col]))

@@ -28,7 +28,107 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "environment_info", "read_json", "write_json", "write_matrix"]
+__all__ = [
+    "LOCK_FILE",
+    "RunDirLocked",
+    "atomic_write_text",
+    "config_changes",
+    "environment_info",
+    "lock_run_dir",
+    "read_json",
+    "write_json",
+    "write_matrix",
+]
+
+#: The file a running ``migu run`` holds an OS lock on (``fcntl.flock``); the lock dies with the process.
+LOCK_FILE = "run.lock"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class RunDirLocked(RuntimeError):
+    """Another process is writing this run directory."""
+
+
+class RunDirLock:
+    """An exclusive OS lock on ``RUN_DIR/run.lock`` for as long as a run writes there.
+
+    ``fcntl.flock`` locks belong to the open file: a process that dies (SIGKILL included) leaves no
+    stale lock behind. Where ``fcntl`` does not exist (Windows) the lock is a no-op.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`RunDirLocked` naming the holder's pid."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        f = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunDirLocked(
+                f"{self.path.parent.resolve()} is being written by another migu process (pid {holder}). "
+                "Wait for it to finish (or stop it), or write to another run directory (name=... / output_dir=...)."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file drops the flock
+            self._file = None
+
+    def __enter__(self) -> RunDirLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_run_dir(run_dir: str | Path) -> RunDirLock:
+    """An unacquired :class:`RunDirLock` for ``run_dir`` (use it as a context manager)."""
+    return RunDirLock(Path(run_dir))
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[str] = ()) -> list[str]:
+    """Dotted keys whose value differs between two config dicts, as ``"key: old -> new"`` lines.
+
+    Keys in ``ignore`` (and below them) are not compared.
+    """
+    a, b = _flat(old), _flat(new)
+    skip = tuple(ignore)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key in skip or key.startswith(tuple(f"{k}." for k in skip)):
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return lines
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -37,6 +137,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; run files read like any other file
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -20,7 +20,9 @@ goes to ``metrics.json`` as ``general/<name>/forgetting`` (:mod:`migu.eval.gener
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -42,7 +44,15 @@ from tqdm.auto import tqdm
 from migu.data.task import Task
 from migu.engine.config import ConfigError, RunConfig, load_run_config, parse_overrides
 from migu.engine.families import FAMILY_METRICS, Family, Item, make_family
-from migu.engine.rundir import atomic_write_text, environment_info, read_json, write_json, write_matrix
+from migu.engine.rundir import (
+    atomic_write_text,
+    config_changes,
+    environment_info,
+    lock_run_dir,
+    read_json,
+    write_json,
+    write_matrix,
+)
 from migu.engine.tasks import load_tasks, test_set_record
 from migu.eval.general import general_metrics, load_general_probe
 from migu.eval.metrics import summarize
@@ -75,6 +85,14 @@ LOSS_LOG_EVERY = 10
 
 class RunDirExists(FileExistsError):
     """The run directory already holds a run."""
+
+
+class ConfigChanged(ConfigError):
+    """``config.yaml`` of a run directory differs from the configuration the run started with."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -335,10 +353,25 @@ class _Run:
         if self.is_main and tmp.exists():
             shutil.rmtree(tmp)
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(tmp))
+        try:
+            self.accelerator.save_state(str(tmp))
+            if self.is_main:
+                sched = self.scheduler.state_dict() if self.scheduler is not None else None
+                torch.save({"scheduler": sched, "method": self.method.state_dict()}, tmp / "migu_state.pt")
+        except (OSError, RuntimeError) as err:
+            # torch.save reports a full disk as "RuntimeError: [enforce fail at inline_container.cc]
+            # ... file write failed": say what happened and leave no half-written checkpoint.
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                free = f"{shutil.disk_usage(self.run_dir).free / 2**20:.0f} MiB free on that disk"
+            except OSError:
+                free = "free space unknown"
+            raise CheckpointWriteError(
+                getattr(err, "errno", None) or errno.EIO,
+                f"could not write the checkpoint in {self.run_dir} ({free}): {str(err).splitlines()[0]}. "
+                "The previous checkpoint is kept; free space (or fix the permissions) and resume",
+            ) from err
         if self.is_main:
-            sched = self.scheduler.state_dict() if self.scheduler is not None else None
-            torch.save({"scheduler": sched, "method": self.method.state_dict()}, tmp / "migu_state.pt")
             if final.exists():
                 final.rename(old)
             tmp.rename(final)
@@ -621,7 +654,12 @@ def _add_log_file(run_dir: Path) -> logging.Handler:
 
 
 def run(
-    config: RunConfig, run_dir: str | Path | None = None, *, resume: bool = False, show_progress: bool = True
+    config: RunConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    allow_config_change: bool = False,
 ) -> RunResult:
     """Train and evaluate one run (``config.variants`` is ignored here, see :func:`run_variants`).
 
@@ -631,12 +669,19 @@ def run(
         resume: Continue the run in ``run_dir`` from its last checkpoint (a finished run is
             returned as it is).
         show_progress: Progress bars with ETA for training and evaluation.
+        allow_config_change: With ``resume``, continue even if ``config.yaml`` was edited since the
+            run started (the change is recorded in ``state.json``).
 
     Returns:
         The :class:`RunResult`.
 
     Raises:
         RunDirExists: ``run_dir`` already holds a run and ``resume`` is False.
+        RunDirLocked: another process is writing ``run_dir``.
+        ConfigChanged: ``resume`` with an edited ``config.yaml`` and not ``allow_config_change``.
+        TrainingDiverged: a non-finite loss or weight (``state.json`` status ``diverged``).
+        OSError: the disk is full or not writable (status ``failed``; resumable once fixed).
+        KeyboardInterrupt: Ctrl-C (status ``interrupted``; resumable).
         FileNotFoundError: ``resume`` and ``run_dir`` holds no run.
         ConfigError / ValueError / migu.models.loading.ModelNotFound: bad configuration, data or model.
     """
@@ -658,12 +703,73 @@ def run(
             f"{run_dir.resolve()} already holds a run. Continue it with `migu run --resume {run_dir}`, "
             "or start a new one under another name (name=...) or output_dir."
         )
+    from accelerate import PartialState
+
+    is_main = PartialState().is_main_process
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _add_log_file(run_dir)
+    with lock_run_dir(run_dir) if is_main else contextlib.nullcontext():
+        if resume and is_main:
+            _check_config_unchanged(config, run_dir, allow_config_change)
+        handler = _add_log_file(run_dir)
+        try:
+            return _run_locked(config, run_dir, resume, show_progress)
+        except KeyboardInterrupt:
+            _mark_stopped(run_dir, "interrupted", "interrupted by the user (Ctrl-C or SIGINT)")
+            raise
+        except OSError as err:
+            _mark_stopped(run_dir, "failed", f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            shutil.rmtree(run_dir / "checkpoint.tmp", ignore_errors=True)
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def _check_config_unchanged(config: RunConfig, run_dir: Path, allow: bool) -> None:
+    """Refuse to resume with a config.yaml edited since the run started (unless ``allow``)."""
+    state_file = run_dir / "state.json"
+    state = read_json(state_file)
+    started = state.get("config")
+    if started is None:  # a run directory from before the fingerprint
+        return
+    changes = config_changes(started, config.to_dict(), ignore=("name", "output_dir"))
+    if not changes:
+        return
+    if not allow:
+        raise ConfigChanged(
+            f"{run_dir / 'config.yaml'} differs from the configuration this run started with:\n  "
+            + "\n  ".join(changes)
+            + "\nResuming would mix two configurations in one run. Undo the edit, start a new run, or "
+            "resume anyway with `migu run --resume RUN_DIR --allow-config-change` (state.json records the change)."
+        )
+    logger.warning("resuming with a changed configuration: %s", "; ".join(changes))
+    state.setdefault("config_changes", []).append(
+        {"task": state.get("task"), "step": state.get("step"), "changes": changes}
+    )
+    state["config"] = config.to_dict()
+    write_json(state_file, state)
+
+
+def _mark_stopped(run_dir: Path, status: str, reason: str) -> None:
+    """Record in state.json why the run stopped (it stays resumable from its last checkpoint)."""
+    logger.error("run stopped (%s): %s", status, reason)
+    state_file = run_dir / "state.json"
+    try:
+        if state_file.exists():
+            state = read_json(state_file)
+            state.update(status=status, error=reason)
+            write_json(state_file, state)
+    except OSError:  # the disk that failed the run may refuse this too; the log line above stays
+        pass
+
+
+def _run_locked(config: RunConfig, run_dir: Path, resume: bool, show_progress: bool) -> RunResult:
+    state_file = run_dir / "state.json"
     r = None
     try:
         r = _Run(config, run_dir, show_progress)
         if r.is_main and not resume:
+            r.state["config"] = config.to_dict()  # what resume compares config.yaml with
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
             info = environment_info(config.seed, str(r.accelerator.device), r.accelerator.num_processes)
             info["model_source"] = r.model_source
@@ -680,20 +786,26 @@ def run(
     finally:
         if r is not None:
             r.close()
-        logger.removeHandler(handler)
-        handler.close()
 
 
-def resume_run(run_dir: str | Path, *, show_progress: bool = True) -> RunResult:
-    """Continue the run in ``run_dir`` with the configuration saved there."""
+def resume_run(
+    run_dir: str | Path, *, show_progress: bool = True, allow_config_change: bool = False
+) -> RunResult:
+    """Continue the run in ``run_dir`` with the configuration saved there (see :func:`run`)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"No run to resume in {run_dir.resolve()} (no config.yaml).")
-    return run(load_run_config(run_dir / "config.yaml"), run_dir, resume=True, show_progress=show_progress)
+    return run(
+        load_run_config(run_dir / "config.yaml"),
+        run_dir,
+        resume=True,
+        show_progress=show_progress,
+        allow_config_change=allow_config_change,
+    )
 
 
 def run_variants(
-    config: RunConfig, *, resume: bool = False, show_progress: bool = True
+    config: RunConfig, *, resume: bool = False, show_progress: bool = True, allow_config_change: bool = False
 ) -> dict[str, RunResult]:
     """Run every variant of ``config`` (or the config itself when it has none).
 
@@ -726,7 +838,13 @@ def run_variants(
         variant = dataclasses.replace(variant, variants={})
         run_dir = base / _safe_name(name)
         cont = resume and (run_dir / "state.json").exists()
-        results[name] = run(variant, run_dir, resume=cont, show_progress=show_progress)
+        results[name] = run(
+            variant,
+            run_dir,
+            resume=cont,
+            show_progress=show_progress,
+            allow_config_change=allow_config_change,
+        )
     return results
 
 
