@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from order_table import per_task_table, table  # noqa: E402
 
-from migu.report.collect import RunRecord, flatten, load_runs, mean_std  # noqa: E402
+from migu.report.collect import NotARunDir, RunRecord, flatten, load_runs, mean_std  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 RESULTS = ROOT / "results"
@@ -144,7 +144,10 @@ def _runs(sub: str, variants: Sequence[str] | None = None) -> list[RunRecord]:
     folder = RESULTS / sub
     if not folder.is_dir():
         return []
-    runs, _ = load_runs([folder])
+    try:
+        runs, _ = load_runs([folder])  # finished runs only
+    except NotARunDir:
+        return []
     return [r for r in runs if variants is None or r.variant in variants]
 
 
