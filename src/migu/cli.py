@@ -278,7 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["pretrain"]:  # its own parser: argparse's REMAINDER would swallow nothing before "-x"
         return _pretrain(argparse.Namespace(rest=argv[1:]))
-    args = parser.parse_args(argv)
+    # parse_known_args, then hand key=value leftovers back: `migu run x.yaml --no-progress train.lr=1e-3`
+    # places an override after a flag, which plain parse_args rejects.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "args") and all("=" in e and not e.startswith("-") for e in extra):
+            args.args = [*args.args, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from migu.engine.config import ConfigError
     from migu.engine.rundir import RunDirLocked
     from migu.engine.runner import RunDirExists, TrainingDiverged

@@ -91,3 +91,22 @@ def test_mask_bias_true_masks_bias_entries_with_their_rows() -> None:
     assert int((~keep).sum()) == 7
     assert not model[0].bias.grad[~keep].any() and model[0].bias.grad[keep].all()
     handle.remove()
+
+
+def test_misspelled_exclude_and_too_many_clusters_are_errors() -> None:
+    model = nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"exclude 'O' matches no linear layer"):
+        migu.attach(model, migu.MiguConfig(targets="all-linear", exclude=["O"]))
+    with pytest.raises(ValueError, match=r"clusters=4 is more than the output units of 1 \(3\)"):
+        migu.attach(model, migu.MiguConfig(targets="all-linear", clusters=4))
+
+
+def test_nonfinite_magnitudes_warn_once() -> None:
+    model = nn.Sequential(nn.Linear(6, 4))
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    handle = migu.attach(model, migu.MiguConfig(threshold=0.5, targets="all-linear"))
+    with pytest.warns(RuntimeWarning, match="hold NaN or inf"):
+        model(torch.randn(2, 6)).sum().backward()
+        handle.apply_masks()
+    handle.remove()

@@ -168,3 +168,52 @@ def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
     assert "interrupted" in err and "Traceback" not in err
     state = json.loads((tmp_path / "long" / "state.json").read_text())
     assert state["status"] == "interrupted"
+
+
+def test_a_yaml_key_given_twice_is_an_error(tmp_path):
+    from migu.engine.config import ConfigError, load_run_config
+
+    path = tmp_path / "twice.yaml"
+    path.write_text("train: {lr: 1.0e-4}\nseed: 1\ntrain: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match=r"line 3.*key 'train' appears twice .*first at line 1"):
+        load_run_config(path)
+
+
+def test_an_override_after_a_flag_is_taken(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\n")
+    assert main(["run", str(path), "--print-config", "train.lr=0.5"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["train"]["lr"] == 0.5
+    with pytest.raises(SystemExit):
+        main(["run", str(path), "--print-config", "--no-such-flag"])
+
+
+def test_a_run_that_fails_before_it_starts_leaves_no_directory(tmp_path, tiny_models_dir, tiny_benchmark):
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    cfg["data"] = {**cfg["data"], "tasks": ["agnews", "no_such_task"]}
+    with pytest.raises(ValueError, match="no_such_task"):
+        run(run_config_from_dict(cfg), show_progress=False)
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_missing_data_folder_names_the_config_key(tmp_path, tiny_models_dir):
+    cfg = tiny_config(tiny_models_dir["bert"], tmp_path / "nowhere", tmp_path)
+    with pytest.raises(ValueError, match=r"data.data_dir=<folder>"):
+        run(run_config_from_dict(cfg), show_progress=False)
+
+
+def test_the_report_lists_a_diverged_run_with_its_reason(tmp_path, tiny_models_dir, tiny_benchmark):
+    from migu.report.collect import load_runs
+
+    ok = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"name": "ok"})
+    run(run_config_from_dict(ok), show_progress=False)
+    bad = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"name": "bad", "train.lr": 1e30})
+    bad["train"]["max_grad_norm"] = None
+    with pytest.raises(TrainingDiverged):
+        run(run_config_from_dict(bad), show_progress=False)
+    runs, left_out = load_runs([tmp_path])
+    assert [r.run_dir.name for r in runs] == ["ok"]
+    assert len(left_out) == 1 and left_out[0][0].name == "bad"
+    assert "status 'diverged'" in left_out[0][1] and "training diverged" in left_out[0][1]

@@ -10,8 +10,6 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-import yaml
-
 __all__ = ["available_presets", "load_preset"]
 
 
@@ -38,4 +36,6 @@ def load_preset(name: str) -> dict[str, Any]:
     presets = available_presets()
     if name not in presets:
         raise ValueError(f"preset {name!r} is not one of: {', '.join(presets)}.")
-    return yaml.safe_load((_folder() / f"{name}.yaml").read_text(encoding="utf-8"))
+    from migu.engine.config import load_yaml
+
+    return load_yaml((_folder() / f"{name}.yaml").read_text(encoding="utf-8"))

@@ -142,6 +142,14 @@ class MiguHandle:
         self.model = model
         self.config = config
         self.units: list[MaskedUnit] = find_units(model, config)
+        if config.clusters:
+            narrow = sorted({(u.source, u.num_units) for u in self.units if u.num_units < config.clusters})
+            if narrow:
+                raise ValueError(
+                    f"MiguConfig.clusters={config.clusters} is more than the output units of "
+                    f"{', '.join(f'{n} ({d})' for n, d in narrow[:4])}{' ...' if len(narrow) > 4 else ''}: "
+                    "a layer cannot have more clusters than units. Lower clusters or exclude those layers."
+                )
         self._optimizer = _unwrap_optimizer(optimizer) if optimizer is not None else None
         check_supported_setup(model, [u.weight for u in self.units], optimizer)
         for unit in self.units:
@@ -161,6 +169,7 @@ class MiguHandle:
         self._hooks: list[RemovableHandle] = []
         self._snapshots: list[RowSnapshot] = []
         self._warned_no_padding_mask = False
+        self._warned_nonfinite = False
         # True between a mask and the optimizer step it belongs to: lets a caller mask early (before
         # gradient clipping, as the official code does) without the step pre-hook masking twice.
         self._masked_since_step = False
@@ -441,6 +450,7 @@ class MiguHandle:
             rule = self.config.keep_rule
             keeps = {name: keep_mask(m, self.config.threshold, rule) for name, m in magnitudes.items()}
         self.reset()
+        self._warn_if_nonfinite(magnitudes)
         self.magnitudes = magnitudes
         self.masks = {}
         strict = self.config.mode == "strict"
@@ -474,6 +484,29 @@ class MiguHandle:
                     self._snapshots.extend(snapshot_rows(param, dim, masked_idx, state))
         self.steps += 1
         self._masked_since_step = True
+
+    def _warn_if_nonfinite(self, scores: dict[str, torch.Tensor]) -> None:
+        """Warn once when a layer's magnitudes (or scores) hold NaN or inf: its mask is then arbitrary.
+
+        On an accelerator the check reads back one flag, so it runs every 100 steps there; on the CPU
+        it is free and runs every step.
+        """
+        if self._warned_nonfinite or not scores:
+            return
+        first = next(iter(scores.values()))
+        if first.device.type != "cpu" and self.steps % 100:
+            return
+        bad = [n for n, m in scores.items() if not bool(torch.isfinite(m).all())]
+        if bad:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"MIGU step {self.steps}: the {self.config.criterion} scores of {len(bad)} layer(s) "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}) hold NaN or inf, so their masks are "
+                "arbitrary. The forward pass produced non-finite activations: check the learning rate, the "
+                "inputs and mixed precision. (Warned once per handle.)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _check_not_resharded(self) -> None:
         """Raise if ``fully_shard`` replaced the model's parameters after ``attach`` (first step only).

@@ -171,7 +171,7 @@ def find_units(model: nn.Module, config: MiguConfig) -> list[MaskedUnit]:
         The units in module order.
 
     Raises:
-        ValueError: a target pattern matches no layer, or nothing trainable is selected.
+        ValueError: a target or exclude pattern matches no layer, or nothing trainable is selected.
     """
     layers = _candidate_layers(model)
     if not layers:
@@ -195,6 +195,13 @@ def find_units(model: nn.Module, config: MiguConfig) -> list[MaskedUnit]:
             f"MIGU targets regex {config.targets!r} matches no linear layer name of "
             f"{type(model).__name__} (re.fullmatch on the qualified name). Names include: {_preview(names)}."
         )
+    for pattern in config.exclude:
+        if not any(_name_matches(n, pattern) for n in names):
+            raise ValueError(
+                f"MIGU exclude {pattern!r} matches no linear layer of {type(model).__name__}, so it "
+                f"excludes nothing (a misspelling?). It matches a layer whose name equals it or ends with "
+                f"'.{pattern}'. Linear layers here include: {_preview(names)}."
+            )
     has_blocks = any(_in_repeated_block(n) for n in names)
     units = [
         u for name, module in layers if _selected(name, config, has_blocks) for u in _units_of(name, module)

@@ -155,7 +155,7 @@ def _resolve_root(root: str | Path | None) -> Path:
         BenchmarkDataError: If the folder does not exist; the message says where it looked.
     """
     if root is not None:
-        path, how = Path(root).expanduser(), "the root argument"
+        path, how = Path(root).expanduser(), "the root argument (data.data_dir in a run config)"
     elif os.environ.get(CL_BENCHMARK_ENV_VAR):
         path, how = default_cl_benchmark_dir(), f"${CL_BENCHMARK_ENV_VAR}"
     else:
@@ -164,7 +164,8 @@ def _resolve_root(root: str | Path | None) -> Path:
         looked = map(str, _candidate_dirs()) if how == "the default location" else [str(path)]
         raise BenchmarkDataError(
             f"CL_Benchmark folder not found (from {how}); looked in: {', '.join(looked)}. "
-            f"Pass root=<folder> or set {CL_BENCHMARK_ENV_VAR}=<folder> to the folder holding "
+            f"In a run config set data.data_dir=<folder> (in Python: root=<folder>), or set "
+            f"{CL_BENCHMARK_ENV_VAR}=<folder>, to the folder holding "
             f"instruction_config.json and one sub-folder per task (O-LoRA CL_Benchmark layout)."
         )
     return path

@@ -39,6 +39,7 @@ __all__ = [
     "load_run_config",
     "parse_overrides",
     "run_config_from_dict",
+    "load_yaml",
     "FAMILY_CHOICES",
     "DTYPE_CHOICES",
     "SOURCE_CHOICES",
@@ -60,6 +61,34 @@ LABEL_SPACE_CHOICES = ("all", "options")
 
 class ConfigError(ValueError):
     """A run configuration is invalid: unknown key, wrong type, value out of range, bad file."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last of two equal keys, so a second ``train:`` block would silently drop
+    the whole first one.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (first at line {seen[key].line + 1}); "
+                    "YAML would keep only the last one. Merge the two",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML config text safely; a key repeated in one mapping raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class _Section:
@@ -660,7 +689,7 @@ def load_run_config(
         if not file.is_file():
             raise ConfigError(f"config file not found: {file}")
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+            data = load_yaml(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"

@@ -706,7 +706,26 @@ def run(
     from accelerate import PartialState
 
     is_main = PartialState().is_main_process
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_in_dir(config, run_dir, resume, show_progress, allow_config_change, is_main)
+    except BaseException:
+        # A run that failed before it started (unknown task, missing model, ...) leaves no empty
+        # run directory behind; what an earlier run wrote is never touched.
+        if created and is_main and not state_file.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _run_in_dir(
+    config: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    show_progress: bool,
+    allow_config_change: bool,
+    is_main: bool,
+) -> RunResult:
     with lock_run_dir(run_dir) if is_main else contextlib.nullcontext():
         if resume and is_main:
             _check_config_unchanged(config, run_dir, allow_config_change)

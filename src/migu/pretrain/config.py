@@ -29,6 +29,7 @@ from migu.engine.config import (
     _nonempty,
     _Section,
     _type_error,
+    load_yaml,
     parse_overrides,
 )
 from migu.engine.config import (
@@ -419,7 +420,7 @@ def load_pretrain_config(
         if not file.is_file():
             raise ConfigError(f"config file not found: {file}")
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+            data = load_yaml(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"

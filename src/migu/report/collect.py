@@ -84,7 +84,9 @@ class RunRecord:
         matrix: Accuracy matrix, ``len(tasks) + 1`` rows (row 0: before training), NaN where missing.
         metric: Name of the accuracy metric (``classify``, ``exact_match``, ``rank``).
         metrics: ``metrics.json``.
-        status: ``state.json``'s status (``finished`` or ``running``).
+        status: ``state.json``'s status: ``finished``, ``running``, ``diverged`` (non-finite loss or
+            weights), ``failed`` (an OS error such as a full disk) or ``interrupted`` (Ctrl-C).
+        error: ``state.json``'s reason for a run that stopped (``None`` otherwise).
         variant: Name of the variant this run is, when its parent folder's config lists it.
         variant_overrides: The variant's overrides (dotted keys), empty when not a variant.
         label: Its group's label (set by :func:`group_runs`).
@@ -100,6 +102,7 @@ class RunRecord:
     variant: str | None = None
     variant_overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    error: str | None = None
 
     @property
     def seed(self) -> int | None:
@@ -271,6 +274,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
         status=str(state.get("status", "unknown")),
         variant=variant,
         variant_overrides=overrides,
+        error=state.get("error"),
     )
 
 
@@ -309,8 +313,9 @@ def load_runs(
             left_out.append((run_dir, str(err)))
             continue
         if not rec.finished and not include_unfinished:
+            why = f": {rec.error}" if rec.error else ""
             left_out.append(
-                (run_dir, f"not finished (status {rec.status!r}, {len(rec.matrix) - 1} task(s) done)")
+                (run_dir, f"not finished (status {rec.status!r}, {len(rec.matrix) - 1} task(s) done){why}")
             )
             continue
         runs.append(rec)

@@ -364,7 +364,7 @@ def load_sweep_config(
     Raises:
         ConfigError: a missing or invalid file, a bad override, or a bad ``sweep:`` block.
     """
-    from migu.engine.config import load_run_config
+    from migu.engine.config import load_run_config, load_yaml
 
     if path is None:
         return load_run_config(None, overrides, base=base), {}
@@ -372,7 +372,7 @@ def load_sweep_config(
     raw: Any = None
     if file.is_file():
         try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+            raw = load_yaml(file.read_text(encoding="utf-8"))
         except yaml.YAMLError:
             raw = None  # load_run_config below reports the syntax error with its position
     grid: dict[str, list[Any]] = {}
