@@ -30,6 +30,21 @@ def _split_config(args: list[str]) -> tuple[str | None, list[str]]:
     return None, args
 
 
+def _say_if_nothing_to_do(target: Path) -> None:
+    """Tell the user when ``--resume`` finds only finished runs (their results are printed again)."""
+    from migu.engine.rundir import read_json
+
+    states = (
+        [target / "state.json"] if (target / "state.json").exists() else list(target.glob("*/state.json"))
+    )
+    try:
+        statuses = [read_json(p).get("status") for p in states]
+    except (OSError, ValueError):
+        return
+    if statuses and all(s == "finished" for s in statuses):
+        print(f"migu run --resume: {target} has finished; nothing to do. Its results:", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     import yaml
 
@@ -47,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         target = Path(args.resume)
         allow = args.allow_config_change
+        _say_if_nothing_to_do(target)
         if (target / "state.json").exists():
             results = {
                 target.name: resume_run(target, show_progress=not args.no_progress, allow_config_change=allow)
@@ -87,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if PartialState().is_main_process:
         print(format_comparison(results))
+        dirs = {str(r.run_dir.parent if len(results) > 1 else r.run_dir) for r in results.values()}
+        print(f"next: migu report {' '.join(sorted(dirs))}   (plots, tables and an HTML page)")
     return 0
 
 

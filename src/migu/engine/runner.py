@@ -284,6 +284,10 @@ class _Run:
                 )
 
     @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
@@ -535,7 +539,12 @@ class _Run:
                 self._start_task(t + 1)  # the boundary checkpoint holds the next task's optimizer
             self._save_checkpoint()
             self._write_results()
+            row = " ".join(
+                f"{name} {a:.3f}" for name, a in zip(self.task_names, self.state["rows"][-1], strict=True)
+            )
             logger.info("after %s: %s", task.name, " ".join(f"{a:.3f}" for a in self.state["rows"][-1]))
+            if self.show_progress:
+                tqdm.write(f"after task {t + 1}/{len(self.tasks)} {task.name}: {row}")
         metrics = self._write_results()
         if self.is_main:
             write_json(self.run_dir / "state.json", _jsonable(self.state))
@@ -703,9 +712,9 @@ def run(
             f"{run_dir.resolve()} already holds a run. Continue it with `migu run --resume {run_dir}`, "
             "or start a new one under another name (name=...) or output_dir."
         )
-    from accelerate import PartialState
-
-    is_main = PartialState().is_main_process
+    # Read from the launcher's environment (torchrun / accelerate launch set RANK): creating
+    # accelerate's PartialState here would fix its process setup before _Run's Accelerator(cpu=...).
+    is_main = int(os.environ.get("RANK", "0")) == 0
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -852,11 +861,13 @@ def run_variants(
     if PartialState().is_main_process and (not resume or not (base / "config.yaml").exists()):
         atomic_write_text(base / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     results = {}
-    for name, overrides in config.variants.items():
+    for i, (name, overrides) in enumerate(config.variants.items(), 1):
         variant = config.with_overrides(overrides)
         variant = dataclasses.replace(variant, variants={})
         run_dir = base / _safe_name(name)
         cont = resume and (run_dir / "state.json").exists()
+        if show_progress and PartialState().is_main_process:
+            tqdm.write(f"== variant {i}/{len(config.variants)}: {name} ({run_dir}) ==")
         results[name] = run(
             variant,
             run_dir,
@@ -886,6 +897,12 @@ def evaluate_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir.resolve()} is not a run directory (no config.yaml).")
+    variants = sorted(p.parent.name for p in run_dir.glob("*/state.json"))
+    if not (run_dir / "state.json").exists() and variants:
+        raise FileNotFoundError(
+            f"{run_dir} holds the runs of variants {', '.join(variants)}: evaluate one of them, e.g. "
+            f"`migu eval {run_dir / variants[0]}`."
+        )
     ckpt = run_dir / "checkpoint"
     if not ckpt.exists():
         raise FileNotFoundError(

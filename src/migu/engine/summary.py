@@ -64,5 +64,10 @@ def format_comparison(results: Mapping[str, RunResult]) -> str:
     lines = ["metrics".ljust(lw) + "".join(n.rjust(cw) for n in names)]
     for key, label in rows:
         lines.append(label.ljust(lw) + "".join(_fmt(results[n].metrics.get(key)).rjust(cw) for n in names))
+    if len(names) > 1 and any(results[n].metrics.get("seconds_per_step") for n in names):
+        lines.append(
+            "(seconds per step of runs made one after another also measure the machine's load at the "
+            "time; benchmarks/step_cost.py measures methods side by side)"
+        )
     lines.append("run directories: " + ", ".join(str(r.run_dir) for r in results.values()))
     return "\n\n".join(parts) + "\n\n" + "\n".join(lines)
