@@ -217,3 +217,25 @@ def test_the_report_lists_a_diverged_run_with_its_reason(tmp_path, tiny_models_d
     assert [r.run_dir.name for r in runs] == ["ok"]
     assert len(left_out) == 1 and left_out[0][0].name == "bad"
     assert "status 'diverged'" in left_out[0][1] and "training diverged" in left_out[0][1]
+
+
+def test_a_read_only_output_folder_gives_one_line_and_no_directory(
+    tmp_path, tiny_models_dir, tiny_benchmark, monkeypatch, capsys
+):
+    import errno
+
+    import migu.engine.runner as runner
+
+    # The tests run as root, for whom chmod does not make a folder read-only: inject the error
+    # the first write would get on a read-only file system.
+    def read_only(path, text):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(runner, "atomic_write_text", read_only)
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    assert main(["run", str(tmp_path / "c.yaml"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("migu run: [Errno 30] Read-only file system") and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "tiny").exists()
