@@ -180,27 +180,20 @@ def find_units(model: nn.Module, config: MiguConfig) -> list[MaskedUnit]:
             "Conv1D and PEFT LoRA Linear layers. Attach it to a model that has some."
         )
     names = [n for n, _ in layers]
-    if isinstance(config.targets, tuple):
-        for pattern in config.targets:
-            if not any(_name_matches(n, pattern) for n in names):
-                raise ValueError(
-                    f"MIGU target {pattern!r} matches no linear layer of {type(model).__name__}. A target "
-                    f"matches a layer whose name equals it or ends with '.{pattern}'. Linear layers here "
-                    f"include: {_preview(names)}."
-                )
-    elif config.targets not in ("default", "all-linear") and not any(
-        re.fullmatch(config.targets, n) for n in names
-    ):
-        raise ValueError(
-            f"MIGU targets regex {config.targets!r} matches no linear layer name of "
-            f"{type(model).__name__} (re.fullmatch on the qualified name). Names include: {_preview(names)}."
-        )
-    for pattern in config.exclude:
+    patterns = [("target", p) for p in config.targets] if isinstance(config.targets, tuple) else []
+    for kind, pattern in patterns + [("exclude", p) for p in config.exclude]:
         if not any(_name_matches(n, pattern) for n in names):
             raise ValueError(
-                f"MIGU exclude {pattern!r} matches no linear layer of {type(model).__name__}, so it "
-                f"excludes nothing (a misspelling?). It matches a layer whose name equals it or ends with "
-                f"'.{pattern}'. Linear layers here include: {_preview(names)}."
+                f"MIGU {kind} {pattern!r} matches no linear layer of {type(model).__name__}"
+                f"{', so it excludes nothing (a misspelling?)' if kind == 'exclude' else ''}. A {kind} "
+                f"matches a layer whose name equals it or ends with '.{pattern}'. Linear layers here "
+                f"include: {_preview(names)}."
+            )
+    if isinstance(config.targets, str) and config.targets not in ("default", "all-linear"):
+        if not any(re.fullmatch(config.targets, n) for n in names):
+            raise ValueError(
+                f"MIGU targets regex {config.targets!r} matches no linear layer name of "
+                f"{type(model).__name__} (re.fullmatch on the qualified name). Names include: {_preview(names)}."
             )
     has_blocks = any(_in_repeated_block(n) for n in names)
     units = [
