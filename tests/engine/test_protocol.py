@@ -116,3 +116,31 @@ def test_seeds_share_test_items_and_the_run_seed_reaches_migu(
         digests.append(env["test_sets"])
     assert digests[0] == digests[1]
     assert seen == [3, 3, 4, 4]  # one attach per task, each with its run's seed
+
+
+def test_learned_and_final_rows_give_the_exact_aa_bwt_and_learning_accuracy(
+    tiny_models_dir, tiny_benchmark, tmp_path
+):
+    import math
+
+    base = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
+    full = run(run_config_from_dict({**base, "name": "full"}), show_progress=False)
+    cheap_cfg = {**base, "name": "cheap", "eval": {**base["eval"], "rows": "learned-and-final"}}
+    cheap = run(run_config_from_dict(cheap_cfg), show_progress=False)
+    # Same seed, same training: the entries that were evaluated equal the full matrix's, the others are NaN.
+    assert cheap.matrix[0] == full.matrix[0] and cheap.matrix[2] == full.matrix[2]
+    assert cheap.matrix[1][0] == full.matrix[1][0] and math.isnan(cheap.matrix[1][1])
+    for key in ("final_average_accuracy", "backward_transfer", "learning_accuracy"):
+        assert cheap.metrics[key] == pytest.approx(full.metrics[key]), key
+    on_disk = json.loads((cheap.run_dir / "metrics.json").read_text())
+    assert on_disk["forward_transfer"] is None  # needs R[1][sst2], not evaluated
+    # With T = 2, forgetting and average incremental accuracy need only R[1][1] and the last row.
+    assert cheap.metrics["forgetting"] == pytest.approx(full.metrics["forgetting"])
+    assert json.loads((cheap.run_dir / "matrix.json").read_text())["matrix"][1][1] is None
+    assert sorted(p.name for p in (cheap.run_dir / "predictions").iterdir()) == [
+        "row0_agnews.jsonl",
+        "row0_sst2.jsonl",
+        "row1_agnews.jsonl",
+        "row2_agnews.jsonl",
+        "row2_sst2.jsonl",
+    ]

@@ -184,3 +184,24 @@ def test_summarize_rejects_nan_before_a_computed_row() -> None:
     nan = float("nan")
     with pytest.raises(ValueError, match="row 1 holds NaN"):
         summarize([[0.1, 0.2], [nan, nan], [0.5, 0.6]])
+
+
+def test_summarize_with_missing_entries_is_exact_where_it_can_be():
+    import math
+
+    from migu.eval.metrics import summarize
+
+    nan = float("nan")
+    full = [[0.1, 0.2, 0.3], [0.8, 0.3, 0.2], [0.6, 0.9, 0.4], [0.5, 0.7, 0.9]]
+    cheap = [[0.1, 0.2, 0.3], [0.8, nan, nan], [nan, 0.9, nan], [0.5, 0.7, 0.9]]
+    a, b = summarize(full), summarize(cheap, allow_missing=True)
+    for key in ("final_average_accuracy", "backward_transfer", "learning_accuracy"):
+        assert b[key] == pytest.approx(a[key]), key
+    # By hand: AA (0.5 + 0.7 + 0.9) / 3, BWT ((0.5 - 0.8) + (0.7 - 0.9)) / 2, LA (0.8 + 0.9 + 0.9) / 3.
+    assert b["final_average_accuracy"] == pytest.approx(0.7)
+    assert b["backward_transfer"] == pytest.approx(-0.25)
+    assert b["learning_accuracy"] == pytest.approx(2.6 / 3)
+    for key in ("forward_transfer", "forgetting", "average_incremental_accuracy"):
+        assert math.isnan(b[key]), key
+    with pytest.raises(ValueError, match="NaN"):
+        summarize(cheap)

@@ -47,6 +47,7 @@ __all__ = [
     "MIXED_PRECISION_CHOICES",
     "METRIC_CHOICES",
     "LABEL_SPACE_CHOICES",
+    "EVAL_ROWS_CHOICES",
 ]
 
 FAMILY_CHOICES = ("auto", "encoder", "encoder-decoder", "decoder")
@@ -55,6 +56,8 @@ SOURCE_CHOICES = ("packaged", "cl_benchmark", "files", "hub")
 SCHEDULER_CHOICES = ("constant", "linear", "cosine")
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
 METRIC_CHOICES = ("auto", "classify", "exact_match", "rank")
+#: ``eval.rows``: every entry of the accuracy matrix, or only R[i][i] and the last row
+EVAL_ROWS_CHOICES = ("all", "learned-and-final")
 #: ``eval.label_space``: see :data:`migu.engine.families.LABEL_SPACES`
 LABEL_SPACE_CHOICES = ("all", "options")
 
@@ -344,6 +347,11 @@ class EvalConfig(_Section):
             ``rank``): ``"all"`` (every label of the sequence; task-label-free, the analog of the
             paper's generative setting) or ``"options"`` (the options written in the input; rules
             out answering with another task's label, closer to task-incremental learning).
+        rows: Which entries of the accuracy matrix are evaluated: ``"all"`` (every task after every
+            task) or ``"learned-and-final"`` (after task i only task i, after the last task every
+            task: ``2T`` task evaluations instead of ``T(T+1)``). The second gives AA, BWT and
+            learning accuracy exactly; FWT, and from T = 3 on forgetting and average incremental
+            accuracy, are then not computed (null). For long sequences, where evaluation dominates.
         before_training: Evaluate every task before training (row 0 of the accuracy matrix).
         save_predictions: Write each evaluation's predictions to the run directory.
         general: General-ability probes of a decoder (the paper's forgetting check), probe name ->
@@ -356,6 +364,7 @@ class EvalConfig(_Section):
     batch_size: int = 64
     metric: str = "auto"
     label_space: str = "all"
+    rows: str = "all"
     before_training: bool = True
     save_predictions: bool = True
     general: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -364,6 +373,7 @@ class EvalConfig(_Section):
         self._range("batch_size", 1)
         self._choice("metric", METRIC_CHOICES)
         self._choice("label_space", LABEL_SPACE_CHOICES)
+        self._choice("rows", EVAL_ROWS_CHOICES)
         if not isinstance(self.general, Mapping):
             raise _type_error(
                 self._key("general"), self.general, "a mapping of probe name -> {path, format, limit}"

@@ -406,16 +406,20 @@ class _Run:
         self.method.load_state_dict(extra["method"])
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate_all(self, row: int) -> list[float]:
-        """Accuracy on every task's test set; predictions written to predictions/row<i>_<task>.jsonl."""
+    def evaluate_all(self, row: int, only: int | None = None) -> list[float]:
+        """Accuracy on every task's test set (NaN for all but task ``only`` when given); predictions
+        written to predictions/row<i>_<task>.jsonl."""
         from accelerate.utils import gather_object
 
         model = self.accelerator.unwrap_model(self.model)
         accs = []
         label = "before training" if row == 0 else f"after {self.tasks[row - 1].name}"
-        for task in tqdm(
-            self.tasks, desc=f"eval {label}", unit="task", disable=not self.show_progress, leave=False
+        for index, task in enumerate(
+            tqdm(self.tasks, desc=f"eval {label}", unit="task", disable=not self.show_progress, leave=False)
         ):
+            if only is not None and index != only:
+                accs.append(float("nan"))  # not evaluated (eval.rows: learned-and-final)
+                continue
             with self.accelerator.split_between_processes(list(task.test)) as part:
                 preds = self.family.evaluate(model, task, part, self.metric, self.cfg.eval.batch_size)
             preds = gather_object(preds)
@@ -459,8 +463,13 @@ class _Run:
         return out
 
     def _evaluate_row(self, row: int) -> None:
-        """Row ``row`` of the matrix and of the general probes, appended to the state."""
-        self.state["rows"].append(self.evaluate_all(row))
+        """Row ``row`` of the matrix and of the general probes, appended to the state.
+
+        With ``eval.rows: learned-and-final`` a row between the first and the last holds only the task
+        just learned (the others NaN, null in matrix.json).
+        """
+        partial = self.cfg.eval.rows == "learned-and-final" and 0 < row < len(self.tasks)
+        self.state["rows"].append(self.evaluate_all(row, only=row - 1 if partial else None))
         if self.general:
             self.state["general"].append(self.evaluate_general(row))
             logger.info(
@@ -474,7 +483,7 @@ class _Run:
         names = [t.name for t in self.tasks]
         metrics: dict[str, Any] = {"metric": self.metric}
         if len(rows) >= 2:
-            metrics.update(summarize(rows))
+            metrics.update(summarize(rows, allow_missing=self.cfg.eval.rows != "all"))
         steps = self.state["optimizer_steps"]
         metrics["optimizer_steps"] = steps
         metrics["train_seconds"] = self.state["train_seconds"]
@@ -540,7 +549,9 @@ class _Run:
             self._save_checkpoint()
             self._write_results()
             row = " ".join(
-                f"{name} {a:.3f}" for name, a in zip(self.task_names, self.state["rows"][-1], strict=True)
+                f"{name} {a:.3f}"
+                for name, a in zip(self.task_names, self.state["rows"][-1], strict=True)
+                if not math.isnan(a)  # eval.rows: learned-and-final leaves the others out
             )
             logger.info("after %s: %s", task.name, " ".join(f"{a:.3f}" for a in self.state["rows"][-1]))
             if self.show_progress:

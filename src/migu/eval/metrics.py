@@ -135,8 +135,14 @@ def _forward_transfer_at(rows: Sequence[Sequence[float]], k: int, n_tasks: int) 
     return _mean(rows[j - 1][j - 1] - rows[0][j - 1] for j in range(2, last + 1))
 
 
+def _max(values: Iterable[float]) -> float:
+    """``max``, but NaN when any value is NaN (Python's ``max`` would depend on the order)."""
+    values = list(values)
+    return _NAN if any(math.isnan(v) for v in values) else max(values)
+
+
 def _forgetting_at(rows: Sequence[Sequence[float]], k: int) -> float:
-    return _mean(max(rows[i][j - 1] for i in range(j, k)) - rows[k][j - 1] for j in range(1, k))
+    return _mean(_max(rows[i][j - 1] for i in range(j, k)) - rows[k][j - 1] for j in range(1, k))
 
 
 def _learning_accuracy_at(rows: Sequence[Sequence[float]], k: int) -> float:
@@ -263,7 +269,7 @@ def learning_accuracy(R: Any) -> float:
     return _learning_accuracy_at(rows, n_tasks)
 
 
-def summarize(R: Any) -> dict[str, float]:
+def summarize(R: Any, *, allow_missing: bool = False) -> dict[str, float]:
     """All metrics of an accuracy matrix, complete or from a run in progress.
 
     A complete matrix (T + 1 rows) gives the values of the individual functions. A run in progress
@@ -283,8 +289,15 @@ def summarize(R: Any) -> dict[str, float]:
     A metric with no defined term is NaN (all but forward transfer when k = 0; BWT and forgetting
     when k < 2).
 
+    With ``allow_missing``, NaN entries anywhere mean "not evaluated" (``migu run`` with
+    ``eval.rows: learned-and-final`` computes only R[i][i] and the last row): a metric whose terms
+    need a missing entry is NaN, the others are exact. AA, BWT and learning accuracy need only the
+    diagonal and the last row; FWT needs R[j-1][j], and from T = 3 on forgetting and average
+    incremental accuracy need the entries below the diagonal.
+
     Args:
         R: Accuracy matrix with T columns and 1 to T + 1 rows (see the module docstring).
+        allow_missing: Accept NaN outside row 0 (entries not evaluated).
 
     Returns:
         ``{"final_average_accuracy", "average_incremental_accuracy", "backward_transfer",
@@ -303,7 +316,8 @@ def summarize(R: Any) -> dict[str, float]:
             f"accuracy matrix has {len(rows)} rows but only T = {n_tasks} columns; at most T + 1 rows "
             f"(row 0 before training, row i after task i)"
         )
-    _check_no_nan(rows)
+    if not allow_missing:
+        _check_no_nan(rows)
     k = len(rows) - 1
     return {
         "final_average_accuracy": _final_average_accuracy_at(rows, k),
