@@ -144,3 +144,21 @@ def test_learned_and_final_rows_give_the_exact_aa_bwt_and_learning_accuracy(
         "row2_agnews.jsonl",
         "row2_sst2.jsonl",
     ]
+
+
+def test_own_cl_benchmark_folders_load_with_task_types(tiny_models_dir, tiny_benchmark, tmp_path, capsys):
+    import shutil
+
+    from migu.cli import main
+
+    root = tmp_path / "mine"
+    shutil.copytree(tiny_benchmark, root)
+    shutil.copytree(root / "sst2", root / "animals")  # a task name outside the paper's 15
+    base = tiny_config(tiny_models_dir["bert"], root, tmp_path)
+    base["data"] = {**base["data"], "tasks": ["agnews", "animals"]}
+    (tmp_path / "c.yaml").write_text(json.dumps(base))
+    assert main(["run", str(tmp_path / "c.yaml"), "--no-progress"]) == 1
+    assert "data.task_types.animals=<type>" in capsys.readouterr().err
+    base["data"]["task_types"] = {"animals": "SC"}
+    result = run(run_config_from_dict({**base, "name": "typed"}), show_progress=False)
+    assert result.tasks == ["agnews", "animals"]

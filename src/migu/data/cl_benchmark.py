@@ -405,7 +405,9 @@ def load_cl_benchmark_task(
         if task_type is None:
             raise ValueError(
                 f"Task {folder!r} is not one of the paper's tasks ({', '.join(CL_BENCHMARK_TASK_TYPES)}), "
-                f"so its task type is unknown: pass task_type=... (a key of {_INSTRUCTION_FILE})."
+                f"so its task type is unknown. In a run config set data.task_types.{folder}=<type> (a key of "
+                f"{path / _INSTRUCTION_FILE}; in Python: task_type=...), or load your own files with "
+                "data.source=files."
             )
 
     labels = _read_labels(task_dir / _LABELS_FILE)

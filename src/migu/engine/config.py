@@ -189,6 +189,9 @@ class DataConfig(_Section):
         files: With ``source: files``, per task name its files and columns (:mod:`migu.data.files`).
         hub: With ``source: hub``, per task name what replaces its default Hugging Face source, e.g.
             ``{copa: {path: /data/copa}}`` (keys: :data:`migu.data.hub.HUB_OVERRIDE_KEYS`).
+        task_types: With ``source: cl_benchmark``, per task name its task type (the prompt's
+            ``Task:`` field and the key of ``instruction_config.json``), for task folders other than
+            the paper's 15, e.g. ``{my_reviews: SC}``.
     """
 
     _prefix: ClassVar[str] = "data"
@@ -202,9 +205,14 @@ class DataConfig(_Section):
     order: int | None = None
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     hub: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_types: dict[str, str] = field(default_factory=dict)
 
     def _validate(self) -> None:
         self._choice("source", SOURCE_CHOICES)
+        if not isinstance(self.task_types, Mapping):
+            raise _type_error(self._key("task_types"), self.task_types, "a mapping of task name -> task type")
+        for task, kind in self.task_types.items():
+            _nonempty(f"{self._key('task_types')}.{task}", kind)
         if self.order is not None:
             from migu.benchmarks.orders import ORDERS
 

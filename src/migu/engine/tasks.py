@@ -83,6 +83,7 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
                 max_train_per_class=data.max_train_per_class,
                 max_test=data.max_test,
                 seed=seed,
+                task_type=data.task_types.get(name),
             )
         tasks.append(task)
     return tasks
