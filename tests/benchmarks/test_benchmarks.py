@@ -159,3 +159,15 @@ def test_benchmark_orders_run_two_tasks_on_real_data(tmp_path, tiny_bert, order)
     # dbpedia's 14 options and the long instructions need more than the 64 tokens of the file tasks.
     result = _short_run(tmp_path, tiny_bert, data, max_length=256)
     assert result.tasks == first_two and len(result.matrix) == 3
+
+
+def test_migu_list_separates_names_from_descriptions_and_marks_cuts(capsys):
+    from migu.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("presets (migu run --preset NAME):\n")[1].split("\nmodels")[0].splitlines()
+    assert len(block) == len(available_presets())
+    for line, (name, about) in zip(block, available_presets().items(), strict=True):
+        assert line.startswith(f"  {name}  ") and line.rstrip().endswith(about)
+        assert len(about) <= 100 and (about.endswith("…") or len(about) < 100)

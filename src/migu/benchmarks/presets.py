@@ -7,6 +7,7 @@ given with ``model.name=...``) and a GPU; the ``cpu-`` presets run all-MiniLM-L6
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any
 
@@ -17,13 +18,24 @@ def _folder():
     return resources.files("migu.benchmarks") / "presets"
 
 
+def _summary(text: str, width: int = 100) -> str:
+    """The first sentence of the file's leading comment block, cut to ``width`` with an ellipsis."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    words = " ".join(lines)
+    sentence = re.split(r"(?<=\.)\s", words, maxsplit=1)[0]
+    return sentence if len(sentence) <= width else sentence[: width - 1].rstrip() + "…"
+
+
 def available_presets() -> dict[str, str]:
-    """Preset name -> its one-line description (the YAML file's first comment line)."""
+    """Preset name -> its one-line description (the first sentence of the file's leading comment)."""
     out = {}
     for entry in sorted(_folder().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
-            first = entry.read_text(encoding="utf-8").splitlines()[0]
-            out[entry.name[: -len(".yaml")]] = first.lstrip("# ").strip()
+            out[entry.name[: -len(".yaml")]] = _summary(entry.read_text(encoding="utf-8"))
     return out
 
 
