@@ -307,13 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from migu.engine.config import ConfigError
+    from migu.data.task import TaskDataError
     from migu.engine.rundir import RunDirLocked
     from migu.engine.runner import RunDirExists, TrainingDiverged
     from migu.models.loading import ModelNotFound
 
     try:
         return args.func(args)
-    except (ConfigError, RunDirExists, RunDirLocked, ModelNotFound, FileNotFoundError) as err:
+    except (ConfigError, TaskDataError, RunDirExists, RunDirLocked, ModelNotFound, FileNotFoundError) as err:
         print(f"migu {args.command}: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

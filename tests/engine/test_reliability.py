@@ -239,3 +239,13 @@ def test_a_read_only_output_folder_gives_one_line_and_no_directory(
     assert err.startswith("migu run: [Errno 30] Read-only file system") and "Traceback" not in err
     assert err.count("\n") == 1
     assert not (tmp_path / "tiny").exists()
+
+
+def test_unknown_task_and_preset_exit_2_without_a_traceback_hint(tmp_path, capsys):
+    assert main(["run", "data.tasks=[no_such_task]", f"output_dir={tmp_path}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown packaged task 'no_such_task'" in err and "MIGU_DEBUG" not in err
+    assert main(["run", "--preset", "nope", f"output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "preset 'nope' is not one of" in err and "MIGU_DEBUG" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -43,11 +43,12 @@ def load_preset(name: str) -> dict[str, Any]:
     """The preset ``name`` as a config mapping.
 
     Raises:
-        ValueError: unknown preset (the message lists the available ones).
+        ConfigError: unknown preset (the message lists the available ones); a ``ValueError``.
     """
+    from migu.engine.config import ConfigError, load_yaml
+
     presets = available_presets()
     if name not in presets:
-        raise ValueError(f"preset {name!r} is not one of: {', '.join(presets)}.")
-    from migu.engine.config import load_yaml
+        raise ConfigError(f"preset {name!r} is not one of: {', '.join(presets)} (see `migu list`).")
 
     return load_yaml((_folder() / f"{name}.yaml").read_text(encoding="utf-8"))

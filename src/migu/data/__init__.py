@@ -22,7 +22,7 @@ from migu.data.cl_benchmark import (
 from migu.data.hub import HUB_TASKS, HubDataError, load_hub_task
 from migu.data.multiple_choice import MCItem, MultipleChoiceFileError, load_copa, load_multiple_choice
 from migu.data.packaged import PackagedDataMissing, TextTask, available_packaged_tasks, load_packaged_task
-from migu.data.task import Task, format_prompt
+from migu.data.task import Task, TaskDataError, format_prompt
 
 __all__ = [
     "CL_BENCHMARK_TASK_TYPES",
@@ -33,6 +33,7 @@ __all__ = [
     "MultipleChoiceFileError",
     "PackagedDataMissing",
     "Task",
+    "TaskDataError",
     "TextTask",
     "available_cl_benchmark_tasks",
     "available_packaged_tasks",

@@ -31,7 +31,7 @@ import random
 from pathlib import Path
 
 from migu.data.sampling import balanced_sample, check_cap
-from migu.data.task import Task
+from migu.data.task import Task, TaskDataError
 
 __all__ = [
     "CL_BENCHMARK_ENV_VAR",
@@ -110,7 +110,7 @@ _ALIASES: dict[str, str] = {
 }
 
 
-class BenchmarkDataError(ValueError):
+class BenchmarkDataError(TaskDataError):
     """A CL_Benchmark folder or file is missing or malformed; the message names the file and the fix."""
 
 

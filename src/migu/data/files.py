@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from migu.data.sampling import balanced_sample, check_cap
-from migu.data.task import Task
+from migu.data.task import Task, TaskDataError
 
 __all__ = ["FILE_SPEC_KEYS", "TaskFileError", "load_file_task"]
 
@@ -36,7 +36,7 @@ __all__ = ["FILE_SPEC_KEYS", "TaskFileError", "load_file_task"]
 FILE_SPEC_KEYS = ("train", "test", "labels", "text_column", "label_column", "instruction", "task_type")
 
 
-class TaskFileError(ValueError):
+class TaskFileError(TaskDataError):
     """A task file is missing, malformed, or does not hold what the task definition says."""
 
 

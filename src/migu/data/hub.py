@@ -47,7 +47,7 @@ from typing import Any
 
 from migu.data.cl_benchmark import CL_BENCHMARK_TASK_TYPES
 from migu.data.sampling import balanced_sample, check_cap
-from migu.data.task import Task
+from migu.data.task import Task, TaskDataError
 
 __all__ = [
     "HUB_OVERRIDE_KEYS",
@@ -124,7 +124,7 @@ HUB_OVERRIDE_KEYS = (
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 
 
-class HubDataError(ValueError):
+class HubDataError(TaskDataError):
     """A hub task cannot be loaded or its rows do not fit its definition; the message says the fix."""
 
 

@@ -54,7 +54,7 @@ from functools import cache
 from pathlib import Path
 
 from migu.data.sampling import balanced_sample, check_cap
-from migu.data.task import Task
+from migu.data.task import Task, TaskDataError
 
 __all__ = [
     "PACKAGED_TASKS",
@@ -535,7 +535,7 @@ def load_packaged_task(
     try:
         loader = PACKAGED_TASKS[name]
     except KeyError:
-        raise ValueError(
+        raise TaskDataError(
             f"Unknown packaged task {name!r}; available: {', '.join(available_packaged_tasks())}"
         ) from None
     return loader(max_train=max_train, max_test=max_test, seed=seed)

@@ -17,8 +17,14 @@ __all__ = [
     "ANSWER_PREFIX",
     "TASK_TYPES_WITHOUT_OPTIONS",
     "Task",
+    "TaskDataError",
     "format_prompt",
 ]
+
+
+class TaskDataError(ValueError):
+    """A task cannot be loaded: unknown name, missing or malformed file. The message names the fix."""
+
 
 #: What the prompt ends with; the target (the label text) follows it.
 ANSWER_PREFIX = "Answer:"

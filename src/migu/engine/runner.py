@@ -868,7 +868,23 @@ def run_variants(
             f"{base.resolve()} already holds runs. Continue them with `migu run --resume {base}`, "
             "or start new ones under another name (name=...) or output_dir."
         )
+    created = not base.exists()
     base.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_each_variant(config, base, resume, show_progress, allow_config_change)
+    except BaseException:
+        # Nothing started (a bad task or model stops the first variant before it trains): leave
+        # no folder behind that holds only the config.
+        if created and PartialState().is_main_process and not any(base.glob("*/state.json")):
+            shutil.rmtree(base, ignore_errors=True)
+        raise
+
+
+def _run_each_variant(
+    config: RunConfig, base: Path, resume: bool, show_progress: bool, allow_config_change: bool
+) -> dict[str, RunResult]:
+    from accelerate import PartialState
+
     if PartialState().is_main_process and (not resume or not (base / "config.yaml").exists()):
         atomic_write_text(base / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     results = {}
