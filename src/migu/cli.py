@@ -306,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             args.args = [*args.args, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from migu.engine.config import ConfigError
     from migu.data.task import TaskDataError
+    from migu.engine.config import ConfigError
     from migu.engine.rundir import RunDirLocked
     from migu.engine.runner import RunDirExists, TrainingDiverged
     from migu.models.loading import ModelNotFound
