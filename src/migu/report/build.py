@@ -203,34 +203,42 @@ def _matrices_section(groups: list[Group]) -> Section:
 
 
 def _per_task_section(groups: list[Group]) -> Section:
+    by_tasks: dict[tuple[str, ...], dict[str, list[Any]]] = {}
+    for g in groups:  # groups of one task order share the axes
+        by_tasks.setdefault(tuple(g.tasks), {})[g.label] = [r.matrix for r in g.runs]
     items: list[Any] = []
-    for g in groups:
-        title = f"{g.label}"
-        png = plots.per_task_curves(g.tasks, [r.matrix for r in g.runs], title)
-        caption = "band: min to max over seeds" if len(g.runs) > 1 else ""
-        items.append(Image(png, title, caption))
+    for tasks, curves in by_tasks.items():
+        title = " → ".join(tasks)
+        items.append(Image(plots.per_task_overlay(list(tasks), curves, title), title))
     return Section(
         "per-task",
         "Accuracy of each task across the sequence",
-        "Each line is one task's accuracy after each step (mean over seeds); a dotted line marks where that "
-        "task is trained. Forgetting shows as a line falling after its task.",
+        "One panel per task, one line per group (mean over its seeds): the task's accuracy before "
+        "training and after each task of the sequence; the grey band marks where the task itself is "
+        "trained. Forgetting shows as a line falling after the band.",
         items,
     )
 
 
 def _seeds_section(groups: list[Group]) -> Section:
     values = {
-        "final average accuracy": {g.label: g.metric_values("final_average_accuracy") for g in groups},
-        "backward transfer": {g.label: g.metric_values("backward_transfer") for g in groups},
+        "final average accuracy (%)": {
+            g.label: [100 * v for v in g.metric_values("final_average_accuracy")] for g in groups
+        },
+        "backward transfer (points)": {
+            g.label: [100 * v for v in g.metric_values("backward_transfer")] for g in groups
+        },
     }
     seeds = max(len(g.runs) for g in groups)
-    items: list[Any] = [Image(plots.box_over_seeds(values, "spread over seeds"), "spread over seeds")]
-    if seeds < 2:
-        items.append(
+    if seeds < 2:  # a spread of single points says nothing, and its auto-zoomed axes mislead
+        items: list[Any] = [
             Note(
-                "Every group has a single run: rerun with other seeds (`migu sweep --grid seed=[0,1,2]`) to see a spread."
+                "Every group has a single run, so there is no spread to draw: rerun with other seeds "
+                "(`migu sweep --grid seed=[0,1,2]`)."
             )
-        )
+        ]
+    else:
+        items = [Image(plots.box_over_seeds(values, "spread over seeds (%)"), "spread over seeds")]
     return Section(
         "seeds",
         "Spread over seeds",

@@ -22,7 +22,7 @@ __all__ = [
     "magnitude_distribution",
     "matrix_heatmap",
     "overlap_heatmap",
-    "per_task_curves",
+    "per_task_overlay",
     "threshold_curve",
 ]
 
@@ -94,42 +94,54 @@ def matrix_heatmap(tasks: Sequence[str], matrix: Sequence[Sequence[float]], titl
     return _png(fig)
 
 
-def per_task_curves(
-    tasks: Sequence[str],
-    runs: Sequence[Sequence[Sequence[float]]],
-    title: str,
+def per_task_overlay(
+    tasks: Sequence[str], groups: Mapping[str, Sequence[Sequence[Sequence[float]]]], title: str
 ) -> bytes:
-    """Accuracy of every task after each step of the sequence; mean over runs, band = min to max.
+    """One panel per task: its accuracy (%) after each step of the sequence, one line per group.
+
+    Methods are compared where they differ, on the same axes; each line is the mean over the
+    group's runs (NaN entries, such as those ``eval.rows: learned-and-final`` skips, are left out).
+    A grey band marks where the task itself is trained.
 
     Args:
-        tasks: Task names.
-        runs: One accuracy matrix per run (same tasks), ``len(tasks) + 1`` rows each.
+        tasks: Task names, in training order (every group shares them).
+        groups: Group label -> one accuracy matrix per run, ``len(tasks) + 1`` rows each.
         title: Figure title.
     """
-    n_rows = max(len(m) for m in runs)
-    stack = np.full((len(runs), n_rows, len(tasks)), np.nan)  # (n_runs, T + 1, T); unfinished: NaN rows
-    for k, m in enumerate(runs):
-        stack[k, : len(m)] = np.array(m, dtype=float).reshape(len(m), len(tasks))
-    with warnings.catch_warnings():  # a row no run reached is all NaN: left blank, not a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(stack, axis=0)  # (T + 1, T)
-        lo, hi = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)  # (T + 1, T)
-    x = np.arange(stack.shape[1])
-    fig = Figure(figsize=(max(4.5, 0.9 * len(x) + 2), 3.2))
-    ax = fig.add_subplot()
+    n = len(tasks)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.1 * cols + 1.6, 2.5 * rows + 0.6))
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    x = np.arange(n + 1)
+    names = ["start"] + list(tasks)
     for j, task in enumerate(tasks):
-        (line,) = ax.plot(x, mean[:, j], marker="o", ms=3, label=task)
-        if stack.shape[0] > 1:
-            ax.fill_between(x, lo[:, j], hi[:, j], color=line.get_color(), alpha=0.15)
-        if j + 1 < len(x):  # where task j is trained
-            ax.axvline(j + 1, color=line.get_color(), lw=0.6, ls=":")
-    ax.set_xticks(x, ["start"] + [_short(t, 10) for t in tasks][: len(x) - 1], rotation=30, ha="right")
-    ax.set_xlabel("after training on")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax = axes[j // cols][j % cols]
+        ax.axvspan(j + 0.5, j + 1.5, color="0.9", zorder=0)  # where task j is trained
+        for i, (label, runs) in enumerate(groups.items()):
+            stack = np.full((len(runs), n + 1), np.nan)  # (n_runs, T + 1): this task's column
+            for k, m in enumerate(runs):
+                col = np.array(m, dtype=float).reshape(len(m), n)[:, j]
+                stack[k, : len(col)] = col
+            with warnings.catch_warnings():  # a step no run reached is all NaN: left blank
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = 100 * np.nanmean(stack, axis=0)  # (T + 1,)
+            keep = ~np.isnan(mean)
+            ax.plot(x[keep], mean[keep], marker="o", ms=3, lw=1.2, color=f"C{i % 10}", label=label)
+        ax.set_title(task, fontsize=9)
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+        if j % cols == 0:
+            ax.set_ylabel("accuracy (%)")
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, fontsize=8, loc="upper center", ncol=min(4, len(labels)), bbox_to_anchor=(0.5, 1.0)
+    )
+    fig.suptitle(title, fontsize=10, y=1.06)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -186,7 +198,8 @@ def threshold_curve(
         err = [p[2] or 0.0 for p in pts]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
     for i, (label, value) in enumerate(baselines.items()):
-        ax.axhline(value, ls="--", lw=1, color=f"C{(i + len(series)) % 10}", label=label)
+        # Greys and dash-dot: a run without MIGU never shares a colour with a threshold series.
+        ax.axhline(value, ls=(0, (6, 2, 1, 2)), lw=1.2, color=str(0.15 + 0.2 * (i % 4)), label=label)
     ax.set_xlabel("threshold T (fraction of rows masked)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
@@ -235,8 +248,9 @@ def layer_overlap_lines(
 def magnitude_distribution(layer: str, magnitudes: Mapping[str, np.ndarray], title: str) -> bytes:
     """L1-normalized output magnitude of each unit of one layer, per task (the paper's Fig. 1 and 17).
 
-    Top: magnitude against the unit index, one line per task. Bottom: the distribution of the
-    units' magnitudes per task.
+    Top: each task's magnitudes sorted from the largest down (how concentrated they are, readable
+    for hundreds of units, unlike a line per unit index). Bottom: the distribution of the units'
+    magnitudes per task.
     """
     fig = Figure(figsize=(7.5, 4.6))
     top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 2]})
@@ -245,9 +259,9 @@ def magnitude_distribution(layer: str, magnitudes: Mapping[str, np.ndarray], tit
     bins = np.linspace(0.0, hi if hi > 0 else 1.0, 30)
     for i, (task, m) in enumerate(magnitudes.items()):
         m = np.asarray(m, dtype=float)  # (d_out,)
-        top.plot(np.arange(len(m)), m, lw=0.9, alpha=0.8, label=task, color=f"C{i % 10}")
+        top.plot(np.arange(len(m)), np.sort(m)[::-1], lw=1.2, label=task, color=f"C{i % 10}")
         bottom.hist(m, bins=bins, histtype="step", lw=1.2, label=task, color=f"C{i % 10}")
-    top.set_xlabel("output unit (row of the weight)")
+    top.set_xlabel("output units, sorted by magnitude (largest first)")
     top.set_ylabel("normalized magnitude")
     top.set_title(f"{title}\n{layer}", fontsize=9)
     top.legend(fontsize=7, ncol=min(4, max(1, len(magnitudes))))
