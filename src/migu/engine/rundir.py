@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,12 +37,22 @@ __all__ = [
     "environment_info",
     "lock_run_dir",
     "read_json",
+    "safe_name",
     "write_json",
     "write_matrix",
 ]
 
 #: The file a running ``migu run`` holds an OS lock on (``fcntl.flock``); the lock dies with the process.
 LOCK_FILE = "run.lock"
+
+
+def safe_name(name: str) -> str:
+    """A run or variant name as a folder name: characters other than letters, digits, ``_.+=-`` become ``_``.
+
+    The one rule every writer and reader of run directories uses (``FT+MIGU(official)`` ->
+    ``FT+MIGU_official_``), so that ``--resume``, sweeps and reports find the same folders.
+    """
+    return re.sub(r"[^\w.+=-]", "_", name)
 
 
 def _umask() -> int:

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import pickle
-import re
 import shutil
 import signal
 import time
@@ -50,6 +49,7 @@ from migu.engine.rundir import (
     environment_info,
     lock_run_dir,
     read_json,
+    safe_name,
     write_json,
     write_matrix,
 )
@@ -114,10 +114,6 @@ class RunResult:
     tasks: list[str]
     matrix: list[list[float]]
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.+=-]", "_", name)
 
 
 def _jsonable(x: Any) -> Any:
@@ -429,7 +425,7 @@ class _Run:
                     json.dumps({"i": i, "sentence": r["sentence"], **p}, ensure_ascii=False) + "\n"
                     for i, (r, p) in enumerate(zip(task.test, preds, strict=True))
                 ]
-                name = f"row{row}_{_safe_name(task.name)}.jsonl"
+                name = f"row{row}_{safe_name(task.name)}.jsonl"
                 atomic_write_text(self.run_dir / "predictions" / name, "".join(lines))
         return accs
 
@@ -458,7 +454,7 @@ class _Run:
             }
             if self.is_main and self.cfg.eval.save_predictions:
                 lines = [json.dumps(p, ensure_ascii=False) + "\n" for p in preds]
-                name_file = f"row{row}_general_{_safe_name(name)}.jsonl"
+                name_file = f"row{row}_general_{safe_name(name)}.jsonl"
                 atomic_write_text(self.run_dir / "predictions" / name_file, "".join(lines))
         return out
 
@@ -706,7 +702,7 @@ def run(
         ConfigError / ValueError / migu.models.loading.ModelNotFound: bad configuration, data or model.
     """
     run_dir = (
-        Path(run_dir) if run_dir is not None else Path(config.output_dir) / _safe_name(config.name or "run")
+        Path(run_dir) if run_dir is not None else Path(config.output_dir) / safe_name(config.name or "run")
     )
     state_file = run_dir / "state.json"
     if resume:
@@ -854,14 +850,14 @@ def run_variants(
     Returns:
         Results by variant name (``{name: result}`` for a config without variants).
     """
-    base = Path(config.output_dir) / _safe_name(config.name or "run")
+    base = Path(config.output_dir) / safe_name(config.name or "run")
     if not config.variants:
         return {config.name or "run": run(config, base, resume=resume, show_progress=show_progress)}
     from accelerate import PartialState
 
     # Only a started run counts: a run that failed before training (bad model path, ...) left no
     # state.json, and fixing the cause and running again must just work.
-    taken = not resume and any((base / _safe_name(v) / "state.json").exists() for v in config.variants)
+    taken = not resume and any((base / safe_name(v) / "state.json").exists() for v in config.variants)
     PartialState().wait_for_everyone()  # every rank looked before any rank writes
     if taken:
         raise RunDirExists(
@@ -891,7 +887,7 @@ def _run_each_variant(
     for i, (name, overrides) in enumerate(config.variants.items(), 1):
         variant = config.with_overrides(overrides)
         variant = dataclasses.replace(variant, variants={})
-        run_dir = base / _safe_name(name)
+        run_dir = base / safe_name(name)
         cont = resume and (run_dir / "state.json").exists()
         if show_progress and PartialState().is_main_process:
             tqdm.write(f"== variant {i}/{len(config.variants)}: {name} ({run_dir}) ==")

@@ -24,7 +24,8 @@ __all__ = ["FAMILIES", "LoadedModel", "ModelNotFound", "detect_family", "load_mo
 
 FAMILIES = ("encoder", "encoder-decoder", "decoder")
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: ``model.dtype`` name -> torch dtype
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class ModelNotFound(OSError):
@@ -133,8 +134,8 @@ def load_model(
         raise ValueError(
             f"model.family={family!r}: allowed values are 'auto', {', '.join(map(repr, FAMILIES))}."
         )
-    if dtype not in _DTYPES:
-        raise ValueError(f"model.dtype={dtype!r}: allowed values are {', '.join(map(repr, _DTYPES))}.")
+    if dtype not in TORCH_DTYPES:
+        raise ValueError(f"model.dtype={dtype!r}: allowed values are {', '.join(map(repr, TORCH_DTYPES))}.")
     source = resolve_model_source(name)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
@@ -148,7 +149,7 @@ def load_model(
         ) from err
     fam = detect_family(config) if family == "auto" else family
     tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-    kwargs: dict[str, Any] = {"dtype": _DTYPES[dtype], **extra}
+    kwargs: dict[str, Any] = {"dtype": TORCH_DTYPES[dtype], **extra}
     # The LOAD REPORT of a freshly initialized classification head is expected here, not a problem.
     verbosity = transformers.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()

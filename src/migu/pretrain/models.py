@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from migu.models.loading import detect_family
+from migu.models.loading import TORCH_DTYPES, detect_family
 
 __all__ = [
     "OBJECTIVES",
@@ -41,8 +41,6 @@ logger = logging.getLogger("migu")
 
 #: family -> pre-training objective
 OBJECTIVES = {"decoder": "causal-lm", "encoder": "masked-lm"}
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -133,7 +131,9 @@ def load_language_model(
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     cls = AutoModelForMaskedLM if fam == "encoder" else AutoModelForCausalLM
     with quiet_transformers():
-        model, info = cls.from_pretrained(source, dtype=_DTYPES[dtype], output_loading_info=True, **extra)
+        model, info = cls.from_pretrained(
+            source, dtype=TORCH_DTYPES[dtype], output_loading_info=True, **extra
+        )
     tok = _tokenizer(source, gguf_file)
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tok.pad_token_id
@@ -198,7 +198,7 @@ def load_classifier(
     from transformers import AutoModelForSequenceClassification
 
     extra = {"gguf_file": gguf_file} if gguf_file and source == base_source else {}
-    kwargs = {"num_labels": num_labels, "dtype": _DTYPES[dtype]}
+    kwargs = {"num_labels": num_labels, "dtype": TORCH_DTYPES[dtype]}
     with quiet_transformers():
         model, info = AutoModelForSequenceClassification.from_pretrained(
             source, output_loading_info=True, **kwargs, **extra

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from migu.engine.rundir import safe_name
 
 __all__ = [
     "Group",
@@ -262,7 +263,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
         variants = _read_yaml(parent_cfg).get("variants") or {}
         for name, ov in variants.items():
             # The engine names a variant's folder after the variant, with odd characters replaced.
-            if name == run_dir.name or _safe(name) == run_dir.name:
+            if name == run_dir.name or safe_name(name) == run_dir.name:
                 variant, overrides = str(name), flatten(ov or {})
     return RunRecord(
         run_dir=run_dir,
@@ -276,10 +277,6 @@ def read_run(run_dir: str | Path) -> RunRecord:
         variant_overrides=overrides,
         error=state.get("error"),
     )
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^\w.+=-]", "_", name)
 
 
 def load_runs(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import itertools
-import re
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 from migu.engine.config import ConfigError, RunConfig, parse_overrides
+from migu.engine.rundir import safe_name
 
 __all__ = [
     "SweepOutcome",
@@ -45,11 +45,6 @@ __all__ = [
 
 # Keys a grid may not set: they decide where the runs go, which the sweep owns.
 _RESERVED = ("name", "output_dir")
-
-
-def _safe_name(name: str) -> str:
-    # The engine's rule for folder names (migu.engine.runner), so `migu run --resume` finds them.
-    return re.sub(r"[^\w.+=-]", "_", name)
 
 
 def parse_grid(items: Sequence[str] | Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -106,7 +101,7 @@ def _fmt(value: Any) -> str:
 
 def point_name(point: Mapping[str, Any]) -> str:
     """Folder name of a grid point: ``key=value,key=value`` (characters unsafe in paths replaced)."""
-    return _safe_name("+".join(f"{k}={_fmt(v)}" for k, v in point.items())) or "base"
+    return safe_name("+".join(f"{k}={_fmt(v)}" for k, v in point.items())) or "base"
 
 
 @dataclass
@@ -187,7 +182,7 @@ def plan_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> tuple[Path
         ConfigError: a grid point or a variant gives an invalid configuration (the message names it),
             or two points would share a folder.
     """
-    sweep_dir = Path(base.output_dir) / _safe_name(base.name or "sweep")
+    sweep_dir = Path(base.output_dir) / safe_name(base.name or "sweep")
     runs: list[SweepRun] = []
     seen: dict[str, dict[str, Any]] = {}
     for point in expand_grid(grid):
@@ -207,7 +202,7 @@ def plan_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> tuple[Path
                 vcfg = dataclasses.replace(cfg.with_overrides(overrides), variants={})
             except ConfigError as e:
                 raise ConfigError(f"grid point {name}, variant {variant}: {e}") from None
-            runs.append(SweepRun(point, name, variant, vcfg, sweep_dir / name / _safe_name(variant), cfg))
+            runs.append(SweepRun(point, name, variant, vcfg, sweep_dir / name / safe_name(variant), cfg))
     return sweep_dir, runs
 
 
