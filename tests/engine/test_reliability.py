@@ -24,6 +24,7 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.slow
 def test_crafted_pickle_in_a_run_directory_is_refused_not_executed(tmp_path, tiny_models_dir, tiny_benchmark):
     cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"train.checkpoint_every": 2})
     run_dir = run_killed(cfg, tmp_path, after_steps=3)  # a checkpoint of task 1 at step 2, then killed
@@ -82,6 +83,7 @@ def test_a_second_process_on_the_same_run_directory_is_refused(
     run(run_config_from_dict(cfg), show_progress=False)  # released: the run goes ahead
 
 
+@pytest.mark.slow
 def test_resume_refuses_an_edited_config_unless_asked(tmp_path, tiny_models_dir, tiny_benchmark, capsys):
     import yaml
 
@@ -102,6 +104,7 @@ def test_resume_refuses_an_edited_config_unless_asked(tmp_path, tiny_models_dir,
     assert state["config_changes"] == [{"task": 0, "step": 2, "changes": ["train.lr: 0.001 -> 0.5"]}]
 
 
+@pytest.mark.slow
 def test_full_disk_at_a_checkpoint_fails_clearly_and_resumes(
     tmp_path, tiny_models_dir, tiny_benchmark, monkeypatch
 ):
@@ -136,6 +139,7 @@ def test_full_disk_at_a_checkpoint_fails_clearly_and_resumes(
     assert resumed.matrix == clean.matrix
 
 
+@pytest.mark.slow
 def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
     tmp_path, tiny_models_dir, tiny_benchmark
 ):
