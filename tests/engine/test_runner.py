@@ -174,9 +174,10 @@ def test_cli_errors_name_the_problem(tmp_path, capsys, tiny_benchmark):
                 "--no-progress",
             ]
         )
-        == 1
+        == 2  # a task-data error: the message names the fix, no traceback hint
     )
-    assert str(tmp_path / "nodata") in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nodata") in err and "MIGU_DEBUG" not in err
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
 
