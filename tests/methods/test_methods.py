@@ -330,3 +330,68 @@ def test_olora_per_task_lambda1():
     torch.testing.assert_close(method.penalty(model, 1), 2.0 * base)
     with pytest.raises(ConfigError, match="olora_task_lambda1.t1=-1"):
         MethodConfig(name="olora", olora_task_lambda1={"t1": -1})
+
+
+def test_osf_merges_each_task_and_freezes_a_growing_share():
+    """Between tasks the trained low-rank part is merged into the weight (the function is kept), and
+    the new split freezes t/T of each weight's rank."""
+    import peft
+    from peft.tuners.osf.layer import OSFLayer
+
+    from migu.methods.osf import OSF, preserved_fraction
+
+    tasks = [object()] * 4
+    method = OSF(MethodConfig(name="osf"), tasks, seed=0)
+    model = method.setup(build("bert"))
+    batch = make_batch("bert", seed=3)
+    assert [preserved_fraction(t, 4) for t in range(4)] == [0.0, 0.25, 0.5, 0.75]
+    for t in range(3):
+        method.begin_task(t, model)
+        layers = [m for m in model.modules() if isinstance(m, OSFLayer)]
+        assert layers, "OSF wrapped no layer"
+        for layer in layers:
+            d = min(layer.get_base_layer().weight.shape)
+            assert layer.effective_rank["default"] == (1 if t == 0 else int(d * t / 4))
+        assert all(p.requires_grad for p in model.classifier.parameters())  # the new head trains
+        trained = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert all("osf_svd_params" in n or n.startswith("classifier") for n in trained)
+        _sgd_steps(model, method, t)
+        model.eval()
+        with torch.no_grad():
+            before = model(**batch).logits
+            method.begin_task(t + 1, model)  # merge, then a new SVD on the merged weights
+            after = model(**batch).logits
+        model.train()
+        torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+        method._tuner.merge_and_unload()  # back to plain layers for the next round of the loop
+        method._tuner = None
+    assert peft.__version__
+
+
+def test_osf_refuses_migu():
+    from migu.engine.config import ConfigError, RunConfig
+
+    with pytest.raises(ConfigError, match="osf.*do not combine yet"):
+        RunConfig(method={"name": "osf"}, migu={"enabled": True})
+
+
+@pytest.mark.slow
+def test_osf_in_the_engine_resumes_bit_identically(engine_dirs, tmp_path):
+    model_dir, bench = engine_dirs
+    cfg = tiny_config(
+        model_dir, bench, tmp_path, **{"train.max_steps_per_task": 4, "train.checkpoint_every": 2}
+    )
+    cfg["method"] = {"name": "osf"}
+    cfg["migu"] = {"enabled": False}
+    full = run(run_config_from_dict({**cfg, "name": "full"}), show_progress=False)
+    assert full.metrics["optimizer_steps"] == 8
+    run_killed(cfg, tmp_path, after_steps=7)  # killed in task 2, after its checkpoint at step 2
+    resumed = resume_run(tmp_path / "killed", show_progress=False)
+    assert resumed.matrix == full.matrix
+    from safetensors.torch import load_file
+
+    a = load_file(str(full.run_dir / "checkpoint" / "model.safetensors"))
+    b = load_file(str(resumed.run_dir / "checkpoint" / "model.safetensors"))
+    assert a.keys() == b.keys() and any("osf_svd_params" in k for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -18,7 +18,7 @@ from torch import nn
 
 from migu.core.config import MiguConfig
 
-__all__ = ["MaskedUnit", "find_units", "is_linear_like", "lora_layer_types"]
+__all__ = ["MaskedUnit", "block_linear_names", "find_units", "is_linear_like", "lora_layer_types"]
 
 # Module names that are heads or embeddings: left out of the "default" targets.
 _HEAD_NAMES = frozenset({"lm_head", "classifier", "score", "pooler", "qa_outputs", "cls", "head", "proj_out"})
@@ -86,6 +86,12 @@ def _is_head_or_embedding(name: str) -> bool:
 def _in_repeated_block(name: str) -> bool:
     """Inside a ModuleList of blocks (``layers.3``, ``h.0``, ``block.1``) and not a head/embedding."""
     return not _is_head_or_embedding(name) and any(p.isdigit() for p in name.split(".")[:-1])
+
+
+def block_linear_names(model: nn.Module) -> list[str]:
+    """Qualified names of the ``nn.Linear`` / ``Conv1D`` layers inside the repeated blocks (attention
+    and FFN), trainable or not: what ``targets="default"`` selects, for other methods to reuse."""
+    return [n for n, m in model.named_modules() if is_linear_like(m) and _in_repeated_block(n)]
 
 
 def token_stream(name: str, encoder_prefixes: Sequence[str], decoder_prefixes: Sequence[str]) -> str:

@@ -517,14 +517,14 @@ class MethodConfig(_Section):
     """The continual-learning method of a run (see :mod:`migu.methods`); MIGU combines with any.
 
     Args:
-        name: ``ft``, ``lora``, ``inclora``, ``olora``, ``ewc``, ``mtl``, ``ft_per_task``, or a
+        name: ``ft``, ``lora``, ``inclora``, ``olora``, ``osf``, ``ewc``, ``mtl``, ``ft_per_task``, or a
             method registered by ``module``. Replay: set ``replay_fraction`` (FTReplay =
             ``ft`` + replay, LoRAReplay = ``lora`` + replay; the paper keeps 2% of each task).
         module: Import path of a module that registers your own method (``migu.methods.register``).
         lora_r: LoRA rank (paper: 8).
         lora_alpha: LoRA alpha (paper: 32).
         lora_dropout: LoRA dropout (paper: 0.05).
-        lora_targets: Layer names LoRA adapts; ``None``: PEFT's default for the architecture (q, v).
+        lora_targets: Layer names LoRA (and OSF) adapts; ``None``: PEFT's default for the architecture.
         olora_lambda1: Weight of O-LoRA's orthogonality loss ``sum |A_old A_new^T|``.
         olora_lambda2: Weight of O-LoRA's L2 term on the new adapter (O-LoRA: sum of the L2 norms).
         olora_task_lambda1: Per task name, a ``lambda1`` replacing ``olora_lambda1`` while that task
@@ -626,6 +626,11 @@ class RunConfig(_Section):
         if unknown:
             raise ConfigError(
                 f"train.task_epochs names {', '.join(unknown)}, not in data.tasks; allowed: {', '.join(self.data.tasks)}."
+            )
+        if self.method.name == "osf" and self.migu.enabled:
+            raise ConfigError(
+                "method.name=osf with migu.enabled=true: MIGU masks rows of weights and LoRA factors, and OSF "
+                "trains SVD factors; the two do not combine yet. Set migu.enabled=false for OSF."
             )
         self.variants = _check_variants(self.variants)
         # Apply each variant now, so a bad override fails before the first run rather than midway.

@@ -1,4 +1,4 @@
-"""Continual-learning methods (FT, LoRA, IncLoRA, O-LoRA, EWC, MTL, per-task FT, replay).
+"""Continual-learning methods (FT, LoRA, IncLoRA, O-LoRA, OSF, EWC, MTL, per-task FT, replay).
 
 Each combines with the ``migu:`` block of a run. See :mod:`migu.methods.base` for the interface and
 how to add your own method in one file.
@@ -17,6 +17,7 @@ from migu.methods.joint import MTL, PerTaskFT
 from migu.methods.lora import IncLoRA, LoRA
 from migu.methods.moelora import MoELoRA
 from migu.methods.olora import OLoRA
+from migu.methods.osf import OSF
 
 __all__ = [
     "EWC",
@@ -27,6 +28,7 @@ __all__ = [
     "Method",
     "MethodContext",
     "OLoRA",
+    "OSF",
     "PerTaskFT",
     "available_methods",
     "make_method",

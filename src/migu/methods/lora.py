@@ -11,7 +11,7 @@ from torch import nn
 
 from migu.methods.base import Method, register
 
-__all__ = ["IncLoRA", "LoRA", "adapter_name"]
+__all__ = ["IncLoRA", "LoRA", "adapter_name", "unfreeze_heads"]
 
 # Head modules of sequence-classification models (they train with LoRA: they start random).
 _HEADS = ("classifier", "score")
@@ -31,7 +31,8 @@ def _lora_config(method: Method):
     )
 
 
-def _unfreeze_heads(model: nn.Module) -> None:
+def unfreeze_heads(model: nn.Module) -> None:
+    """Let a sequence-classification head train (it starts random) whatever the adapter froze."""
     for name, module in model.named_modules():
         if name.split(".")[-1] in _HEADS:
             for p in module.parameters():
@@ -46,7 +47,7 @@ class LoRA(Method):
         from peft import get_peft_model
 
         model = get_peft_model(model, _lora_config(self), adapter_name=adapter_name(0))
-        _unfreeze_heads(model)
+        unfreeze_heads(model)
         return model
 
 
@@ -77,4 +78,4 @@ class IncLoRA(Method):
         for name, p in model.named_parameters():
             if ".lora_" in name:
                 p.requires_grad_(current in name)
-        _unfreeze_heads(model)
+        unfreeze_heads(model)

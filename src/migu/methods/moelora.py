@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from migu.methods.base import Method, register
-from migu.methods.lora import _unfreeze_heads
+from migu.methods.lora import unfreeze_heads
 
 __all__ = ["MoELoRA", "MoELoRALinear"]
 
@@ -85,5 +85,5 @@ class MoELoRA(Method):
                 f"method.name='moelora' found no linear layer named {', '.join(targets)}; set "
                 "method.lora_targets to the names of the layers to adapt (e.g. [q_proj, v_proj])."
             )
-        _unfreeze_heads(model)
+        unfreeze_heads(model)
         return model
