@@ -176,11 +176,26 @@ def _ordered(runs: list[RunRecord]) -> list[RunRecord]:
     return sorted(runs, key=lambda r: rank.get(r.variant or "", len(rank)))
 
 
+def complete_pairs(runs: list[RunRecord]) -> list[RunRecord]:
+    """The runs of the (task order, seed) points at which every variant present has finished.
+
+    A sweep in progress has some points with fewer variants; a mean over different points would
+    compare methods on different seeds and orders.
+    """
+    variants = {r.variant for r in runs}
+    by_key: dict[tuple, set] = defaultdict(set)
+    for r in runs:
+        by_key[_pair_key(r)].add(r.variant)
+    keep = {k for k, v in by_key.items() if v == variants}
+    return [r for r in runs if _pair_key(r) in keep]
+
+
 def _if_any(sub: str, make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
-    """A table of the finished runs under ``results/<sub>``, or a line saying there are none yet."""
+    """A table of the finished runs under ``results/<sub>`` at the points every variant has
+    finished, or a line saying there are none yet."""
 
     def build() -> str:
-        runs = _ordered(_runs(sub))
+        runs = _ordered(complete_pairs(_runs(sub)))
         return make(runs) if runs else "(no finished run yet)"
 
     return build
