@@ -32,3 +32,25 @@ def test_results_doc_matches_the_raw_results():
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr + out.stdout
+
+
+def test_tables_use_only_points_where_every_variant_finished(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import complete_pairs
+
+    from migu.report.collect import load_runs
+
+    variants = {"FT": {"migu.enabled": False}, "FT+MIGU": {"migu.enabled": True}}
+    for seed, names in ((0, ("FT", "FT+MIGU")), (1, ("FT",))):  # seed 1: FT+MIGU not finished yet
+        point = tmp_path / f"seed={seed}"
+        point.mkdir()
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": variants}))
+        for name in names:
+            cfg = {"seed": seed, "data": {"order": 1}, "migu": {"enabled": name == "FT+MIGU"}}
+            write_fake_run(point / name, cfg, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]])
+    runs, _ = load_runs([tmp_path])
+    kept = complete_pairs(runs)
+    assert sorted((r.variant, r.seed) for r in kept) == [("FT", 0), ("FT+MIGU", 0)]
