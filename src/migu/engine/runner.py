@@ -476,7 +476,7 @@ class _Run:
 
     def _write_results(self) -> dict[str, Any]:
         rows = self.state["rows"]
-        names = [t.name for t in self.tasks]
+        names = self.task_names
         metrics: dict[str, Any] = {"metric": self.metric}
         if len(rows) >= 2:
             metrics.update(summarize(rows, allow_missing=self.cfg.eval.rows != "all"))
@@ -549,13 +549,13 @@ class _Run:
                 for name, a in zip(self.task_names, self.state["rows"][-1], strict=True)
                 if not math.isnan(a)  # eval.rows: learned-and-final leaves the others out
             )
-            logger.info("after %s: %s", task.name, " ".join(f"{a:.3f}" for a in self.state["rows"][-1]))
+            logger.info("after %s: %s", task.name, row)
             if self.show_progress:
                 tqdm.write(f"after task {t + 1}/{len(self.tasks)} {task.name}: {row}")
         metrics = self._write_results()
         if self.is_main:
             write_json(self.run_dir / "state.json", _jsonable(self.state))
-        return RunResult(self.run_dir, [t.name for t in self.tasks], self.state["rows"], metrics)
+        return RunResult(self.run_dir, self.task_names, self.state["rows"], metrics)
 
     def _train_task(
         self, t: int, task: Task, items: list[Item], plan: list[list[int]], start: int, n_steps: int
@@ -573,7 +573,7 @@ class _Run:
         self.model.train()
         step = start
         t0 = time.perf_counter()
-        step_loss = 0.0  # sum of this optimizer step's micro-batch losses
+        step_loss: torch.Tensor | float = 0.0  # sum of this optimizer step's micro-batch losses (detached)
         for i in range(start * accum, len(plan)):
             chunk = [items[j] for j in plan[i][rank * bs : (rank + 1) * bs]]
             batch = {k: v.to(acc.device) for k, v in self.family.training_batch(chunk).items()}
@@ -582,15 +582,18 @@ class _Run:
                 penalty = self.method.penalty(self.unwrapped, t)
                 if penalty is not None:
                     loss = loss + penalty
-                value = loss.item()
-                if not math.isfinite(value):
-                    bar.close()
-                    self._diverged(
-                        f"the training loss is {value} at step {step + 1} of task {t + 1} ({task.name})"
-                    )
-                step_loss += value
+                step_loss = step_loss + loss.detach()
                 acc.backward(loss)
                 if acc.sync_gradients:
+                    # One device-to-host read per optimizer step (as the progress bar always needed),
+                    # before the step, so a non-finite loss never reaches the weights.
+                    mean_loss = float(step_loss) / accum
+                    step_loss = 0.0
+                    if not math.isfinite(mean_loss):
+                        bar.close()
+                        self._diverged(
+                            f"the training loss is {mean_loss} at step {step + 1} of task {t + 1} ({task.name})"
+                        )
                     if self.handle is not None and self.handle.enabled:
                         self.handle.apply_masks()  # before clipping, as the official code
                         self.state["update_fraction_sum"] += self.handle.update_fraction
@@ -609,8 +612,6 @@ class _Run:
             now = time.perf_counter()
             self.state["train_seconds"] += now - t0
             t0 = now
-            mean_loss = step_loss / accum
-            step_loss = 0.0
             self.state["loss_sum"] += mean_loss
             self.state["loss_steps"] += 1
             bar.update(1)
