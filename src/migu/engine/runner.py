@@ -371,6 +371,10 @@ class _Run:
                 f"could not write the checkpoint in {self.run_dir} ({free}): {str(err).splitlines()[0]}. "
                 "The previous checkpoint is kept; free space (or fix the permissions) and resume",
             ) from err
+        # accelerate's save_state has no barrier at its end: every rank writes its own RNG file into
+        # tmp, so the rename waits until all ranks are done (without it rank 0 moved tmp away while
+        # rank 1 was still writing into it).
+        self.accelerator.wait_for_everyone()
         if self.is_main:
             if final.exists():
                 final.rename(old)
