@@ -176,18 +176,57 @@ def _ordered(runs: list[RunRecord]) -> list[RunRecord]:
     return sorted(runs, key=lambda r: rank.get(r.variant or "", len(rank)))
 
 
+def _family(variant: str | None) -> str:
+    """``FT+MIGU`` -> ``FT``, ``LoRA+random`` -> ``LoRA``: the base method a control belongs to."""
+    return (variant or "").split("+")[0]
+
+
 def complete_pairs(runs: list[RunRecord]) -> list[RunRecord]:
-    """The runs of the (task order, seed) points at which every variant present has finished.
+    """The runs of the (task order, seed) points at which every variant of their family (FT or
+    LoRA) has finished.
 
     A sweep in progress has some points with fewer variants; a mean over different points would
-    compare methods on different seeds and orders.
+    compare methods on different seeds and orders. Families are completed separately, so LoRA
+    controls that cover fewer orders do not remove FT points.
     """
-    variants = {r.variant for r in runs}
+    variants: dict[str, set] = defaultdict(set)
     by_key: dict[tuple, set] = defaultdict(set)
     for r in runs:
-        by_key[_pair_key(r)].add(r.variant)
-    keep = {k for k, v in by_key.items() if v == variants}
-    return [r for r in runs if _pair_key(r) in keep]
+        variants[_family(r.variant)].add(r.variant)
+        by_key[(_family(r.variant), _pair_key(r))].add(r.variant)
+    keep = {k for k, v in by_key.items() if v == variants[k[0]]}
+    return [r for r in runs if (_family(r.variant), _pair_key(r)) in keep]
+
+
+def sides_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]]) -> str:
+    """Per matched run pair, sorted by how much the base method forgot: what MIGU cost right after
+    learning (learning accuracy) beside what it kept (BWT), and the net (AA)."""
+    by_variant: dict[str, dict[tuple, RunRecord]] = defaultdict(dict)
+    for run in runs:
+        by_variant[run.variant or ""][_pair_key(run)] = run
+    rows = []
+    for a, b in pairs:
+        for key in set(by_variant[a]) & set(by_variant[b]):
+            ra, rb = by_variant[a][key], by_variant[b][key]
+            m = {n: (100.0 * ra.metrics[n], 100.0 * rb.metrics[n]) for n in _SIDES}
+            order = key[0] if key[0] is not None else "-"
+            rows.append((m["backward_transfer"][1], a, b, order, key[2], m))
+    lines = [
+        "Both sides per matched run, sorted by the base method's forgetting: A - B in points",
+        "",
+        "| A - B | order | seed | BWT of B | learning acc. A - B | BWT A - B | AA A - B |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for bwt_b, a, b, order, seed, m in sorted(rows, key=lambda r: (r[0], r[1], str(r[3]), r[4])):
+        d = {n: m[n][0] - m[n][1] for n in _SIDES}
+        lines.append(
+            f"| {a} - {b} | {order} | {seed} | {bwt_b:+.1f} | {d['learning_accuracy']:+.1f} "
+            f"| {d['backward_transfer']:+.1f} | {d['final_average_accuracy']:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+_SIDES = ("learning_accuracy", "backward_transfer", "final_average_accuracy")
 
 
 def _if_any(sub: str, make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
@@ -223,6 +262,7 @@ TABLES: dict[str, Callable[[], str]] = {
         CONTROLS, lambda r: seed_spread_table(r, "final_average_accuracy", "Final average accuracy")
     ),
     "controls-per-task": _if_any(CONTROLS, per_task_table),
+    "controls-sides": _if_any(CONTROLS, lambda r: sides_table(r, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))),
 }
 
 

@@ -153,13 +153,12 @@ def run_killed(cfg: dict, folder: Path, after_steps: int) -> Path:
 
     import yaml
 
-    from migu.engine.runner import KILL_ENV
-
     path = folder / "killed.yaml"
     path.write_text(yaml.safe_dump({**cfg, "name": "killed"}))
-    env = {**os.environ, KILL_ENV: str(after_steps), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = Path(__file__).with_name("killed_process.py")
     proc = subprocess.run(
-        [sys.executable, "-m", "migu.cli", "run", str(path), "--no-progress"],
+        [sys.executable, str(script), str(after_steps), "run", str(path), "--no-progress"],
         env=env,
         capture_output=True,
         text=True,

@@ -16,11 +16,22 @@ migu version
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
+
+#: ``migu --help``'s examples: the module docstring without its title line.
+_EXAMPLES = "examples:\n" + __doc__.split("\n", 2)[2]
+#: ``migu run --help``'s examples.
+_RUN_EXAMPLES = """examples:
+migu run                                      # the embedded default (preset `default`): FT vs FT+MIGU, offline
+migu run config.yaml train.lr=1e-4            # a config file with key=value overrides (values are YAML)
+migu run --preset cpu-standard-minilm-small data.order=2 seed=1   # a preset (see `migu list`)
+migu run migu.enabled=true data.tasks=[a,b]   # the default with overrides
+migu run --print-config > my.yaml             # the resolved config as YAML, nothing run
+migu run --resume runs/default                # continue a killed run (or all variants of one)
+"""
 
 
 def _split_config(args: list[str]) -> tuple[str | None, list[str]]:
@@ -48,8 +59,8 @@ def _say_if_nothing_to_do(target: Path) -> None:
 def _run(args: argparse.Namespace) -> int:
     import yaml
 
-    from migu.engine.config import load_run_config
-    from migu.engine.default import default_run_config
+    from migu.config.presets import DEFAULT_PRESET, load_preset
+    from migu.engine.config import load_run_config, run_config_from_dict
     from migu.engine.runner import resume_run, run_variants
     from migu.engine.summary import format_comparison
 
@@ -82,15 +93,12 @@ def _run(args: argparse.Namespace) -> int:
     else:
         path, overrides = _split_config(args.args)
         if args.preset:
-            from migu.benchmarks import load_preset
-            from migu.engine.config import run_config_from_dict
-
             if path is not None:
                 print("migu run: give either a config file or --preset, not both.", file=sys.stderr)
                 return 2
             cfg = load_run_config(None, overrides, base=run_config_from_dict(load_preset(args.preset)))
         elif path is None:
-            cfg = load_run_config(None, overrides, base=default_run_config())
+            cfg = load_run_config(None, overrides, base=run_config_from_dict(load_preset(DEFAULT_PRESET)))
         else:
             cfg = load_run_config(path, overrides)
             if cfg.name is None:
@@ -109,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from migu.engine.runner import evaluate_run
+    from migu.engine.trained import evaluate_run
 
     result = evaluate_run(args.run_dir, args.overrides, show_progress=not args.no_progress)
     width = max(len(t) for t in result["tasks"]) + 2
@@ -143,7 +151,8 @@ def _list(args: argparse.Namespace) -> int:
     for name, summary in method_summaries().items():
         print(f"  {name.ljust(14)}{summary}")
     print("  (any method)  + replay: method.replay_fraction=0.02")
-    from migu.benchmarks import BENCHMARKS, ORDERS, available_presets
+    from migu.config.presets import available_presets
+    from migu.data.orders import BENCHMARKS, ORDERS
 
     print("benchmarks (data.source=cl_benchmark data.order=N; or data.source=hub: by HF dataset name):")
     for bench, orders in BENCHMARKS.items():
@@ -187,8 +196,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from migu.engine.default import default_run_config
-    from migu.report.sweep import (
+    from migu.config.presets import DEFAULT_PRESET, load_preset
+    from migu.engine.config import run_config_from_dict
+    from migu.engine.sweep import (
         format_sweep_summary,
         load_sweep_config,
         parse_grid,
@@ -198,7 +208,7 @@ def _sweep(args: argparse.Namespace) -> int:
     )
 
     path, overrides = _split_config(args.args)
-    base = default_run_config() if path is None else None
+    base = run_config_from_dict(load_preset(DEFAULT_PRESET)) if path is None else None
     if path is None and not any(o.split("=", 1)[0].strip() == "name" for o in overrides):
         base = base.with_overrides({"name": "sweep"})  # not the embedded default's runs/default
     cfg, grid = load_sweep_config(path, overrides, base=base)
@@ -235,13 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="migu",
         description="Continual learning of language models with MIGU.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
+        epilog=_EXAMPLES,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
         help="train a task sequence and evaluate every task after every task",
-        epilog=__doc__,
+        description="Train a task sequence and evaluate every task after every task (each variant of "
+        "the config is its own run).",
+        epilog=_RUN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="YAML config and overrides")
@@ -306,35 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             args.args = [*args.args, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from migu.data.task import TaskDataError
-    from migu.engine.config import ConfigError
-    from migu.engine.rundir import RunDirLocked
-    from migu.engine.runner import RunDirExists, TrainingDiverged
-    from migu.models.loading import ModelNotFound
+    from migu.exit_codes import run_command
 
-    try:
-        return args.func(args)
-    except (ConfigError, TaskDataError, RunDirExists, RunDirLocked, ModelNotFound, FileNotFoundError) as err:
-        print(f"migu {args.command}: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"migu {args.command}: {err}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print(
-            f"migu {args.command}: interrupted. A run continues from its last checkpoint with "
-            "`migu run --resume RUN_DIR`.",
-            file=sys.stderr,
-        )
-        return 130
-    except OSError as err:  # disk full, read-only or forbidden folder: the message names the path
-        print(f"migu {args.command}: {err}", file=sys.stderr)
-        return 1
-    except (ImportError, ValueError) as err:  # missing data/model package, bad data: the message says the fix
-        if os.environ.get("MIGU_DEBUG"):
-            raise
-        print(f"migu {args.command}: {err}\n(set MIGU_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+    return run_command(f"migu {args.command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from tiny_runs import save_tiny_model
 
-from migu.benchmarks import ORDERS, available_presets, benchmark_orders, load_preset, order_tasks
+from migu.config.presets import available_presets, load_preset
 from migu.data.cl_benchmark import default_cl_benchmark_dir
 from migu.data.files import TaskFileError, load_file_task
+from migu.data.orders import ORDERS, benchmark_orders, order_tasks
 from migu.engine.config import ConfigError, run_config_from_dict
 from migu.engine.runner import run
 

@@ -54,3 +54,54 @@ def test_tables_use_only_points_where_every_variant_finished(tmp_path):
     runs, _ = load_runs([tmp_path])
     kept = complete_pairs(runs)
     assert sorted((r.variant, r.seed) for r in kept) == [("FT", 0), ("FT+MIGU", 0)]
+
+
+def test_families_are_completed_separately_and_both_sides_are_paired(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import complete_pairs, sides_table
+
+    from migu.report.collect import load_runs
+
+    names = ("FT", "FT+MIGU", "LoRA", "LoRA+MIGU")
+    variants = {
+        n: {"migu.enabled": "MIGU" in n, "method.name": "lora" if "LoRA" in n else "ft"} for n in names
+    }
+    # metrics per (variant, seed): learning accuracy, BWT, AA
+    values = {
+        ("FT", 0): (0.60, -0.20, 0.50),
+        ("FT+MIGU", 0): (0.55, -0.05, 0.525),
+        ("FT", 1): (0.70, -0.02, 0.69),
+        ("FT+MIGU", 1): (0.62, -0.01, 0.615),
+        ("LoRA", 0): (0.50, -0.10, 0.45),
+        ("LoRA+MIGU", 0): (0.50, -0.04, 0.48),
+    }
+    for seed in (0, 1):  # LoRA ran at seed 0 only: it must not remove FT's seed 1
+        point = tmp_path / f"seed={seed}"
+        point.mkdir()
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": variants}))
+        for name in names:
+            if (name, seed) not in values:
+                continue
+            la, bwt, aa = values[(name, seed)]
+            cfg = {"seed": seed, "data": {"order": 1}, "migu": {"enabled": "MIGU" in name}}
+            cfg["method"] = {"name": "lora" if "LoRA" in name else "ft"}
+            metrics = {"learning_accuracy": la, "backward_transfer": bwt, "final_average_accuracy": aa}
+            write_fake_run(point / name, cfg, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics=metrics)
+    runs, _ = load_runs([tmp_path])
+    kept = complete_pairs(runs)
+    assert sorted((r.variant, r.seed) for r in kept) == sorted(values)
+
+    rows = [
+        line
+        for line in sides_table(kept, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA"))).splitlines()
+        if "| 1 |" in line
+    ]
+    # Sorted by the base's BWT, most forgetting first: FT seed 0 (-20), LoRA seed 0 (-10), FT seed 1 (-2).
+    assert [r.split("|")[1].strip() for r in rows] == ["FT+MIGU - FT", "LoRA+MIGU - LoRA", "FT+MIGU - FT"]
+    first = [c.strip() for c in rows[0].split("|")[2:-1]]
+    assert first == ["1", "0", "-20.0", "-5.0", "+15.0", "+2.5"]
+    last = [c.strip() for c in rows[2].split("|")[2:-1]]
+    assert last == ["1", "1", "-2.0", "-8.0", "+1.0", "-7.5"]

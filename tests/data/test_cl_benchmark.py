@@ -259,7 +259,7 @@ def test_missing_file(fake_root: Path, split: str) -> None:
 def test_malformed_json(fake_root: Path) -> None:
     path = fake_root / "dbpedia" / "train.json"
     path.write_text('[{"label": "a", "sentence": ', encoding="utf-8")
-    with pytest.raises(BenchmarkDataError, match="Malformed JSON") as info:
+    with pytest.raises(BenchmarkDataError, match="not valid JSON") as info:
         load_cl_benchmark_task("dbpedia", fake_root)
     assert str(path) in str(info.value)
 
@@ -267,8 +267,8 @@ def test_malformed_json(fake_root: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ({"label": "a", "sentence": "x"}, "JSON list"),
-        (["just a string"], "record 0"),
+        ({"label": "a", "sentence": "x"}, "must hold a list of records"),
+        (["just a string"], "record 1: expected an object"),
         ([{"label": "a"}], "no 'sentence'"),
         ([{"sentence": "x"}], "no 'label'"),
         ([{"sentence": "x", "label": 3}], "non-string 'label'"),

@@ -265,7 +265,7 @@ def test_unknown_fields_non_objects_and_empty_files(tmp_path: Path) -> None:
     with pytest.raises(MultipleChoiceFileError, match="holds no records"):
         load_multiple_choice(tmp_path / "c.jsonl")
     (tmp_path / "d.json").write_text('[{"a": 1},', encoding="utf-8")
-    with pytest.raises(MultipleChoiceFileError, match="malformed JSON"):
+    with pytest.raises(MultipleChoiceFileError, match="not valid JSON"):
         load_multiple_choice(tmp_path / "d.json")
 
 

@@ -132,7 +132,7 @@ def test_to_migu_config():
     assert (official.keep_rule, official.mask_bias) == ("quantile", False)
     with pytest.raises(ConfigError, match=r"migu.keep_rule='median' is not one of: count, quantile"):
         MiguBlock(keep_rule="median")
-    with pytest.raises(ConfigError, match="migu.fast_path=true needs migu.keep_rule=count"):
+    with pytest.raises(ConfigError, match="migu.fast_path=true needs keep_rule='count' and mask_bias=True"):
         MiguBlock(keep_rule="quantile", fast_path=True)
 
 
@@ -271,3 +271,22 @@ def test_file_not_a_mapping(tmp_path):
     assert "mapping" in _error(path=_write(tmp_path, "- a\n- b\n"))
     with pytest.raises(ConfigError, match="mapping"):
         run_config_from_dict(["a"])  # type: ignore[arg-type]
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: {lr: -1, batsh_size: 4}\nmigu: {threshold: 0.5}\n")
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path, ["trian.epochs=2", "migu.mode=hard", "seed=1"])
+    message = str(err.value)
+    assert message.startswith("4 problems in the configuration:")
+    assert f"{path.resolve()}: train.lr=-1.0 is out of range" in message
+    assert "unknown config key 'train.batsh_size'. Did you mean 'train.batch_size'?" in message
+    assert "unknown config key 'trian.epochs'" in message and "migu.mode='hard' is not one of" in message
+    assert "seed" not in message  # a good override is not a problem
+    # Variants too: every bad variant is named.
+    with pytest.raises(ConfigError, match=r"2 problems(.|\n)*variants\.A: (.|\n)*variants\.B: "):
+        run_config_from_dict({"variants": {"A": {"train.lr": 0}, "B": {"migu.threshold": 3}, "C": {}}})
+    # One problem reads as before: no list.
+    with pytest.raises(ConfigError, match=r"^unknown config key 'trian.lr'"):
+        load_run_config(None, ["trian.lr=1"])

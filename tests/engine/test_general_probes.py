@@ -19,7 +19,8 @@ from tiny_runs import run_killed, tiny_config, write_tiny_benchmark
 
 from migu.data.multiple_choice import load_copa, load_multiple_choice
 from migu.engine.config import ConfigError, load_run_config, run_config_from_dict
-from migu.engine.runner import evaluate_run, resume_run, run
+from migu.engine.runner import resume_run, run
+from migu.engine.trained import evaluate_run
 from migu.eval.general import check_general_entry, general_metrics
 
 COPA = [

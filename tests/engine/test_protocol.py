@@ -113,6 +113,7 @@ def test_seeds_share_test_items_and_the_run_seed_reaches_migu(
         env = json.loads((result.run_dir / "environment.json").read_text())
         assert set(env["test_sets"]) == {"agnews", "sst2"}
         assert all(entry["n"] == 4 for entry in env["test_sets"].values())
+        assert {t: e["labels"] for t, e in env["test_sets"].items()} == {"agnews": 2, "sst2": 3}
         digests.append(env["test_sets"])
     assert digests[0] == digests[1]
     assert seen == [3, 3, 4, 4]  # one attach per task, each with its run's seed

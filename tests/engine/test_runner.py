@@ -13,7 +13,8 @@ from tiny_runs import run_killed, save_tiny_model, tiny_config
 
 from migu.cli import main
 from migu.engine.config import ConfigError, run_config_from_dict
-from migu.engine.runner import RunDirExists, evaluate_run, resume_run, run, run_variants
+from migu.engine.runner import RunDirExists, resume_run, run, run_variants
+from migu.engine.trained import evaluate_run
 
 FAMILY_METRIC = {"bert": "classify", "t5": "exact_match", "llama": "exact_match"}
 
@@ -120,6 +121,41 @@ def test_resume_after_kill_ends_bit_identical(tmp_path, tiny_benchmark):
             assert (run_dir / "predictions" / name).read_text() == (
                 full.run_dir / "predictions" / name
             ).read_text()
+
+
+def test_resume_trusts_the_state_saved_with_the_weights(tmp_path, tiny_benchmark):
+    # A kill between the checkpoint's rename and the rewrite of RUN_DIR/state.json leaves new weights
+    # beside the previous state. Resume must read the state saved inside the checkpoint, or it would
+    # train the steps since the previous checkpoint a second time.
+    model_dir = save_tiny_model(tmp_path / "bert", "bert")
+    cfg = tiny_config(
+        model_dir, tiny_benchmark, tmp_path, **{"train.max_steps_per_task": 4, "train.checkpoint_every": 2}
+    )
+    full = run(run_config_from_dict({**cfg, "name": "full"}), show_progress=False)
+    run_dir = run_killed(cfg, tmp_path, after_steps=7)  # latest checkpoint: task 2, step 2
+    saved = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    assert (saved["task"], saved["step"]) == (1, 2)
+    stale = {**saved, "step": 0}  # RUN_DIR/state.json as it was at the task boundary
+    (run_dir / "state.json").write_text(json.dumps(stale))
+
+    resumed = resume_run(run_dir, show_progress=False)
+    assert resumed.matrix == full.matrix
+    w_full, w_resumed = _weights(full.run_dir), _weights(run_dir)
+    assert all(torch.equal(w_full[name], w_resumed[name]) for name in w_full)
+
+
+def test_keep_checkpoint_false_removes_it_once_finished(tiny_models_dir, tiny_benchmark, tmp_path):
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"train.keep_checkpoint": False})
+    kept = run(
+        run_config_from_dict({**cfg, "name": "kept", "train": {**cfg["train"], "keep_checkpoint": True}}),
+        show_progress=False,
+    )
+    dropped = run(run_config_from_dict(cfg), show_progress=False)
+    assert (kept.run_dir / "checkpoint").is_dir()
+    assert not (dropped.run_dir / "checkpoint").exists()
+    assert dropped.matrix == kept.matrix  # the switch changes what is kept, not what is learned
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        evaluate_run(dropped.run_dir, show_progress=False)
 
 
 def test_existing_run_dir_is_not_overwritten(tiny_models_dir, tiny_benchmark, tmp_path):

@@ -9,9 +9,9 @@ import torch
 from reference import InputRecorder, linear_out, magnitude, reference_keep
 
 import migu
+from migu.engine.steps import train_step
 from migu.pretrain.lm import LMBatcher, tokenize_corpus
 from migu.pretrain.models import load_language_model
-from migu.pretrain.training import train_step
 
 LR, T = 0.5, 0.5
 TEXTS = ["the red cat is good", "a blue dog", "the green cow number 7 is a good one", "cat"]

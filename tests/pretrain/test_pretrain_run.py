@@ -16,7 +16,7 @@ import yaml
 from pretrain_helpers import tiny_pretrain_config
 from safetensors.torch import load_file
 
-from migu.engine.runner import KILL_ENV, RunDirExists
+from migu.engine.runner import RunDirExists
 from migu.pretrain.config import pretrain_config_from_dict
 from migu.pretrain.runner import resume_pretrain, run_pretrain
 from migu.pretrain.summary import format_results
@@ -75,9 +75,10 @@ def test_two_domains_then_end_tasks(family, pretrain_models, tiny_domains, tmp_p
 def _run_killed(cfg: dict, folder: Path, after_steps: int) -> Path:
     path = folder / "killed.yaml"
     path.write_text(yaml.safe_dump({**cfg, "name": "killed"}))
-    env = {**os.environ, KILL_ENV: str(after_steps), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = Path(__file__).parents[1] / "killed_process.py"
     proc = subprocess.run(
-        [sys.executable, "-m", "migu.pretrain", str(path), "--no-progress"],
+        [sys.executable, str(script), str(after_steps), "pretrain", str(path), "--no-progress"],
         env=env,
         capture_output=True,
         text=True,

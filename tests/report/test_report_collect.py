@@ -96,3 +96,22 @@ def test_a_failed_run_without_state_is_listed_as_left_out(tmp_path):
     write_fake_run(tmp_path / "only_running", _cfg(), MATRIX[:2], status="running")
     with pytest.raises(NotARunDir, match="No finished run.*not finished"):
         load_runs([tmp_path / "only_running"])
+
+
+def test_chance_levels_come_from_the_run_and_are_drawn(tmp_path):
+    import json
+
+    from migu.report.plots import per_task_figure
+
+    run_dir = write_fake_run(tmp_path / "r", {"seed": 0}, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]])
+    assert read_run(run_dir).chance == {}  # a run from before the label counts: no chance drawn
+    test_sets = {"a": {"n": 10, "sha256": "x", "labels": 4}, "b": {"n": 10, "sha256": "y", "labels": 2}}
+    (run_dir / "environment.json").write_text(json.dumps({"test_sets": test_sets}))
+    record = read_run(run_dir)
+    assert record.chance == {"a": 0.25, "b": 0.5}
+
+    fig = per_task_figure(record.tasks, {"FT": [record.matrix]}, "t", record.chance)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    for ax, level in zip(panels, (25.0, 50.0), strict=True):
+        flat = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
+        assert len(flat) == 1 and list(flat[0].get_ydata()) == [level, level]

@@ -10,13 +10,20 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["MiguConfig", "TARGET_PRESETS", "NORMALIZE_CHOICES", "MODE_CHOICES"]
+__all__ = ["CRITERIA", "KEEP_RULES", "MODE_CHOICES", "MiguConfig", "NORMALIZE_CHOICES", "TARGET_PRESETS"]
 
 #: Keyword values accepted by ``MiguConfig.targets`` besides explicit name patterns.
 TARGET_PRESETS = ("default", "all-linear")
 #: ``"none"``: sum of |y| over tokens (official code). ``"token"``: each token's |y| divided by its
 #: L1 norm over the output units before summing (the paper's "L1-normalized magnitude").
 NORMALIZE_CHOICES = ("none", "token")
+#: The importance criteria of the mask (:mod:`migu.core.criteria`): ``"output"`` is MIGU; the
+#: others are the paper's Table 11 ablations.
+CRITERIA = ("output", "gradient", "weight", "random")
+#: How the threshold ``T`` becomes a mask (:func:`migu.core.mask.keep_mask`). ``"count"``: exactly
+#: ``floor(T * d_out)`` units masked, ties broken by index. ``"quantile"``: the official code's rule,
+#: units with ``m >= torch.quantile(m, T)`` kept (usually one unit fewer masked, all tied units kept).
+KEEP_RULES = ("count", "quantile")
 #: ``"grad"``: masked gradient rows are zeroed (official code; the optimizer's momentum and weight
 #: decay may still move them). ``"strict"``: masked rows and their optimizer state do not change.
 MODE_CHOICES = ("grad", "strict")
@@ -105,8 +112,6 @@ class MiguConfig:
                 f"MiguConfig.mode={self.mode!r} is not one of {MODE_CHOICES}: 'grad' zeroes masked "
                 "gradient rows (official code), 'strict' also keeps their weights and optimizer state."
             )
-        from migu.core.criteria import CRITERIA
-
         if self.criterion not in CRITERIA:
             raise ValueError(
                 f"MiguConfig.criterion={self.criterion!r} is not one of {CRITERIA}: 'output' is MIGU; "
@@ -130,8 +135,6 @@ class MiguConfig:
                 "masks each layer's weight gradient in its backward, so the mask must be known after the "
                 "forward from output magnitudes ('gradient' is only known after the backward)."
             )
-        from migu.core.mask import KEEP_RULES
-
         if self.keep_rule not in KEEP_RULES:
             raise ValueError(
                 f"MiguConfig.keep_rule={self.keep_rule!r} is not one of {KEEP_RULES}: 'count' masks exactly "

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import torch
 
+from migu.core.config import CRITERIA
 from migu.core.targets import MaskedUnit
 
 __all__ = ["CRITERIA", "unit_scores"]
-
-CRITERIA = ("output", "gradient", "weight", "random")
 
 
 def _row_l1(t: torch.Tensor, unit_dim: int) -> torch.Tensor:

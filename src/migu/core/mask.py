@@ -6,14 +6,10 @@ import math
 
 import torch
 
+from migu.core.config import KEEP_RULES
 from migu.core.distributed import is_dtensor, local_range
 
 __all__ = ["KEEP_RULES", "num_masked", "keep_mask", "keep_indices", "mask_gradient_"]
-
-#: How the threshold ``T`` becomes a mask. ``"count"``: exactly ``floor(T * d_out)`` units masked,
-#: ties broken by index. ``"quantile"``: the official code's rule, units with
-#: ``m >= torch.quantile(m, T)`` kept (usually one unit fewer masked, all tied units kept).
-KEEP_RULES = ("count", "quantile")
 
 
 def num_masked(num_units: int, threshold: float) -> int:

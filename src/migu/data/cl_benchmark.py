@@ -30,6 +30,7 @@ import os
 import random
 from pathlib import Path
 
+from migu.data.records import read_records
 from migu.data.sampling import balanced_sample, check_cap
 from migu.data.task import Task, TaskDataError
 
@@ -221,24 +222,18 @@ def _read_json(path: Path, what: str) -> object:
 @functools.lru_cache(maxsize=64)
 def _parse_split(path_str: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
     path = Path(path_str)
-    data = _read_json(path, "split file")
-    if not isinstance(data, list):
-        raise BenchmarkDataError(
-            f'{path} must hold a JSON list of {{"sentence": ..., "label": ...}} records, '
-            f"found a {type(data).__name__}."
-        )
     records = []
-    for index, record in enumerate(data):
+    for where, record in read_records(path, BenchmarkDataError):
         if not isinstance(record, dict):
             raise BenchmarkDataError(
-                f'{path}, record {index}: expected an object with "sentence" and "label", '
+                f'{path}, {where}: expected an object with "sentence" and "label", '
                 f"found {type(record).__name__} {record!r:.80}."
             )
         for key in ("sentence", "label"):
             if not isinstance(record.get(key), str):
                 problem = "has no" if key not in record else "has a non-string"
                 raise BenchmarkDataError(
-                    f"{path}, record {index} {problem} {key!r} field (keys: {sorted(record)}). "
+                    f"{path}, {where} {problem} {key!r} field (keys: {sorted(record)}). "
                     f'Every record needs string fields "sentence" and "label"; fix or drop it.'
                 )
         records.append((record["sentence"], record["label"]))

@@ -19,14 +19,12 @@ records; JSONL one record per line; CSV a header row.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from migu.data.records import read_records
 from migu.data.sampling import balanced_sample, check_cap
 from migu.data.task import Task, TaskDataError
 
@@ -40,79 +38,11 @@ class TaskFileError(TaskDataError):
     """A task file is missing, malformed, or does not hold what the task definition says."""
 
 
-def _read_text(path: Path) -> str:
-    """The file's text as UTF-8, or a TaskFileError naming the file, the byte and the fix."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not text
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise TaskFileError(
-            f"{path}, line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8. Task "
-            f"files must be UTF-8; convert it, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix[1:]}`."
-        ) from None
-
-
 def _read_records(path: Path) -> list[tuple[str, Any]]:
     """``(where, record)`` pairs, ``where`` naming the record for messages ("record 3", "line 17")."""
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path.resolve()}")
-    suffix = path.suffix.lower()
-    if suffix not in (".json", ".jsonl", ".csv"):
-        raise TaskFileError(f"{path}: unknown file type {suffix!r}; use .json, .jsonl or .csv.")
-    text = _read_text(path)
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise TaskFileError(f"{path}: not valid JSON at line {err.lineno}: {err.msg}") from None
-        if not isinstance(data, list):
-            raise TaskFileError(
-                f"{path}: a JSON task file must hold a list of records, got {type(data).__name__}."
-            )
-        return [(f"record {i + 1}", r) for i, r in enumerate(data)]
-    if suffix == ".jsonl":
-        out = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                out.append((f"line {n}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise TaskFileError(
-                    f"{path}, line {n}: not valid JSON: {err.msg} (column {err.colno})."
-                ) from None
-        return out
-    return _read_csv(path, text)
-
-
-def _read_csv(path: Path, text: str) -> list[tuple[str, Any]]:
-    """CSV rows as dicts; a row with too few or too many fields, or an unclosed quote, is an error."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            return []
-        out = []
-        start = reader.line_num + 1
-        for row in reader:
-            if not row:  # a blank line
-                start = reader.line_num + 1
-                continue
-            where = f"line {start}" if start == reader.line_num else f"lines {start}-{reader.line_num}"
-            if len(row) != len(header):
-                raise TaskFileError(
-                    f"{path}, {where}: {len(row)} fields where the header has {len(header)} "
-                    f"({', '.join(header)}). Quote fields that contain commas, or fix the row."
-                )
-            out.append((where, dict(zip(header, row, strict=True))))
-            start = reader.line_num + 1
-    except csv.Error as err:
-        raise TaskFileError(
-            f"{path}, line {start}: {err} (a quote opened there is never closed?). Close the quote or "
-            'double a quote inside a quoted field ("").'
-        ) from None
-    return out
+    return read_records(path, TaskFileError)
 
 
 def _pools(path: Path, text_col: str, label_col: str, labels: tuple[str, ...] | None) -> dict[str, list[str]]:

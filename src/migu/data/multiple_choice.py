@@ -33,12 +33,13 @@ naming the file, the line (or record/row), the field and what was expected.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from migu.data.records import read_records
 
 __all__ = [
     "MC_FORMATS",
@@ -156,33 +157,7 @@ def _iter_records(path: Path) -> Iterator[tuple[str, Any]]:
         for number, row in enumerate(rows, 1):
             yield f"row {number}", row
         return
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise MultipleChoiceFileError(f"{path}: not UTF-8 text ({err}).") from None
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise MultipleChoiceFileError(
-                f"{path}, line {err.lineno}: malformed JSON ({err.msg}). Expected a JSON list of records "
-                "or JSON Lines (one object per line)."
-            ) from None
-        for number, record in enumerate(data, 1):
-            yield f"record {number}", record
-        return
-    # JSON Lines, which is also what datasets' to_json writes into a ".json" file.
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise MultipleChoiceFileError(
-                f"{path}, line {number}: not valid JSON ({err.msg}). Expected JSON Lines (one object per "
-                "line) or a JSON list of records."
-            ) from None
-        yield f"line {number}", record
+    yield from read_records(path, MultipleChoiceFileError)
 
 
 # ---------------------------------------------------------------------------------------------------

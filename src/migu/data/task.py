@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ANSWER_PREFIX",
+    "Item",
     "TASK_TYPES_WITHOUT_OPTIONS",
     "Task",
     "TaskDataError",
@@ -83,6 +84,11 @@ class Task:
         object.__setattr__(self, "labels", labels)
         if not isinstance(self.instruction, str):
             raise ValueError(f"Task {self.name!r}: instruction must be a string, got {self.instruction!r}")
+
+
+#: One example with the task it belongs to: ``(task, record)``. The engine batches these; the task
+#: gives the prompt's instruction and options, never a task id to the model.
+Item = tuple[Task, dict]
 
 
 def format_prompt(task: Task, sentence: str, *, dataset_name: str | None = None) -> str:

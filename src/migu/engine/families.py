@@ -26,14 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from migu.data.task import Task, format_prompt
+from migu.data.task import Item, Task, format_prompt
 from migu.engine.config import LABEL_SPACE_CHOICES
 from migu.eval.text import exact_match
 
-__all__ = ["FAMILY_METRICS", "LABEL_SPACES", "Family", "Item", "make_family"]
-
-#: one training example: the task it belongs to and its record ``{"sentence", "label"}``
-Item = tuple[Task, dict]
+__all__ = ["FAMILY_METRICS", "Family", "Item", "make_family"]
 
 #: metrics each family can compute; the first is the default of ``eval.metric: auto``
 FAMILY_METRICS = {
@@ -42,9 +39,6 @@ FAMILY_METRICS = {
     "decoder": ("exact_match", "rank"),
 }
 
-#: ``"all"``: answers range over the labels of every task of the sequence (task-label-free);
-#: ``"options"``: over the options written in the input (task-aware in effect).
-LABEL_SPACES = LABEL_SPACE_CHOICES
 
 # The prompt ends with this; when a prompt is too long the middle (the end of the sentence) is cut,
 # not the tail, so that the model always sees the options and "Answer:".
@@ -60,7 +54,7 @@ class Family:
         max_target_length: Longest answer in tokens (generative families).
         labels: Union of the label strings of the whole sequence (encoder head order).
         max_new_tokens: Greedy decoding length for ``exact_match``.
-        label_space: One of :data:`LABEL_SPACES`: which labels the encoder head and ``rank`` choose
+        label_space: One of :data:`~migu.engine.config.LABEL_SPACE_CHOICES`: which labels the encoder head and ``rank`` choose
             from (``exact_match`` generates freely either way).
     """
 
@@ -76,8 +70,8 @@ class Family:
         max_new_tokens: int,
         label_space: str = "all",
     ) -> None:
-        if label_space not in LABEL_SPACES:
-            raise ValueError(f"label_space={label_space!r} is not one of {LABEL_SPACES}.")
+        if label_space not in LABEL_SPACE_CHOICES:
+            raise ValueError(f"label_space={label_space!r} is not one of {LABEL_SPACE_CHOICES}.")
         self.label_space = label_space
         self.tokenizer = tokenizer
         # Prompts are cut by _prompt_ids (keeping the options and "Answer:"), not by the tokenizer;
@@ -90,7 +84,7 @@ class Family:
         self._tail = len(tokenizer(_PROMPT_TAIL)["input_ids"])
 
     def choices(self, task: Task) -> list[str]:
-        """The labels an answer to an input of ``task`` is chosen from (see :data:`LABEL_SPACES`)."""
+        """The labels an answer to an input of ``task`` is chosen from (see :data:`~migu.engine.config.LABEL_SPACE_CHOICES`)."""
         return list(task.labels) if self.label_space == "options" else list(self.label_ids)
 
     # ------------------------------------------------------------------ shared helpers

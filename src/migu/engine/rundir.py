@@ -18,9 +18,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,19 +33,25 @@ from typing import Any
 
 __all__ = [
     "LOCK_FILE",
+    "LOG_FILE",
     "RunDirLocked",
+    "add_log_file",
     "atomic_write_text",
     "config_changes",
     "environment_info",
+    "latest_complete",
     "lock_run_dir",
     "read_json",
     "safe_name",
+    "swap_in",
     "write_json",
     "write_matrix",
 ]
 
 #: The file a running ``migu run`` holds an OS lock on (``fcntl.flock``); the lock dies with the process.
 LOCK_FILE = "run.lock"
+#: The run's log (training loss, accuracy rows, errors); ``migu run`` and ``migu pretrain`` write it.
+LOG_FILE = "log.txt"
 
 
 def safe_name(name: str) -> str:
@@ -140,6 +148,39 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], ignore: Sequence[st
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
     return lines
+
+
+def add_log_file(run_dir: str | Path, logger: logging.Logger) -> logging.Handler:
+    """Send ``logger``'s INFO records to ``RUN_DIR/log.txt`` (appended: a resumed run adds to it).
+    Remove the returned handler (and close it) when the run ends."""
+    handler = logging.FileHandler(Path(run_dir) / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def swap_in(tmp: Path, final: Path) -> None:
+    """Put the folder ``tmp`` in the place of ``final`` by renames: ``final`` -> ``final.old``,
+    ``tmp`` -> ``final``, then ``final.old`` removed. A kill at any moment leaves a complete folder
+    at ``final`` or at ``final.old`` (:func:`latest_complete`)."""
+    old = final.with_name(final.name + ".old")
+    if final.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def latest_complete(final: Path) -> Path | None:
+    """The folder :func:`swap_in` last completed: ``final``, else ``final.old`` (killed between
+    the two renames), else ``None`` (nothing saved yet)."""
+    if final.is_dir():
+        return final
+    old = final.with_name(final.name + ".old")
+    return old if old.is_dir() else None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

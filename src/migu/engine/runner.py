@@ -29,9 +29,7 @@ import math
 import os
 import pickle
 import shutil
-import signal
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,18 +39,22 @@ import yaml
 from tqdm.auto import tqdm
 
 from migu.data.task import Task
-from migu.engine.config import ConfigError, RunConfig, load_run_config, parse_overrides
+from migu.engine.config import ConfigError, RunConfig, load_run_config
 from migu.engine.families import FAMILY_METRICS, Family, Item, make_family
 from migu.engine.rundir import (
+    add_log_file,
     atomic_write_text,
     config_changes,
     environment_info,
+    latest_complete,
     lock_run_dir,
     read_json,
     safe_name,
+    swap_in,
     write_json,
     write_matrix,
 )
+from migu.engine.steps import batch_plan, finish_step, make_optimizer, make_scheduler, step_done
 from migu.engine.tasks import load_tasks, test_set_record
 from migu.eval.general import general_metrics, load_general_probe
 from migu.eval.metrics import summarize
@@ -61,10 +63,10 @@ from migu.methods import Method, MethodContext, make_method
 from migu.models.loading import load_model
 
 __all__ = [
+    "check_inputs",
     "RunDirExists",
     "RunResult",
     "TrainingDiverged",
-    "evaluate_run",
     "resume_run",
     "run",
     "run_variants",
@@ -72,9 +74,6 @@ __all__ = [
 
 logger = logging.getLogger("migu")
 
-#: Testing aid: kill the process (SIGKILL, like an out-of-memory kill) after this many optimizer
-#: steps of the run, counted from its start. Used by the resume test.
-KILL_ENV = "MIGU_DEBUG_KILL_AFTER_STEPS"
 #: Fewer tokens than this left for a task's text after its instruction and options draws a warning.
 MIN_SENTENCE_ROOM = 32
 
@@ -129,33 +128,16 @@ def _jsonable(x: Any) -> Any:
 def _micro_batches(
     n_train: int, cfg: RunConfig, task_index: int, epochs: float, global_batch: int
 ) -> list[list[int]]:
-    """Global micro-batches of example indices for one task.
-
-    The order is a pure function of (seed, task, epoch), so a resumed run sees the same batches.
-    The count is ``floor(epochs * n_train / global_batch)`` rounded down to whole optimizer steps
-    (at least one step), capped by ``train.max_steps_per_task``.
-    """
-    accum = cfg.train.grad_accum_steps
-    n_micro = max(accum, int(epochs * n_train) // global_batch // accum * accum)
-    if cfg.train.max_steps_per_task is not None:
-        n_micro = min(n_micro, cfg.train.max_steps_per_task * accum)
-    order: list[int] = []
-    epoch = 0
-    while len(order) < n_micro * global_batch:
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + task_index * 1_009 + epoch)
-        order.extend(torch.randperm(n_train, generator=g).tolist())
-        epoch += 1
-    return [order[i * global_batch : (i + 1) * global_batch] for i in range(n_micro)]
-
-
-def _scheduler(cfg: RunConfig, optimizer: Any, num_steps: int) -> Any:
-    from transformers import get_scheduler
-
-    name = cfg.train.scheduler
-    warmup = int(cfg.train.warmup_ratio * num_steps)
-    if name == "constant" and warmup > 0:
-        name = "constant_with_warmup"
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=num_steps)
+    """Global micro-batches of example indices for one task (:func:`migu.engine.steps.batch_plan`),
+    capped by ``train.max_steps_per_task``; the order is a pure function of (seed, task, epoch)."""
+    return batch_plan(
+        n_train,
+        batch_size=global_batch,
+        accum=cfg.train.grad_accum_steps,
+        epochs=epochs,
+        max_steps=cfg.train.max_steps_per_task,
+        epoch_seed=lambda epoch: cfg.seed * 1_000_003 + task_index * 1_009 + epoch,
+    )
 
 
 class _Run:
@@ -257,7 +239,6 @@ class _Run:
             "loss_sum": 0.0,  # this task so far (from its start, resumes included)
             "loss_steps": 0,
         }
-        self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
         self._steps_this_process = 0
 
     def _check_prompt_room(self) -> None:
@@ -300,7 +281,7 @@ class _Run:
         params = self.method.trainable_parameters(self.unwrapped)
         if not params:
             raise ValueError(f"method.name={cfg.method.name!r} left no trainable parameter for task {t + 1}.")
-        optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        optimizer = make_optimizer(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.optimizer = acc.prepare_optimizer(optimizer)
         if cfg.migu.enabled:
             from migu.core.handle import attach
@@ -328,7 +309,7 @@ class _Run:
     def start(self, resume: bool) -> None:
         """Rebuild the method's structure up to the current task and load the checkpoint (resume)."""
         if resume:
-            self.state = read_json(self.run_dir / "state.json")
+            self.state = _resume_state(self.run_dir)
             self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
             self.state.setdefault("general", [])
             for key, empty in (("task_losses", []), ("loss_sum", 0.0), ("loss_steps", 0)):
@@ -349,7 +330,6 @@ class _Run:
         """Checkpoint and state.json, atomically: a kill at any moment leaves a loadable checkpoint."""
         final = self.run_dir / "checkpoint"
         tmp = self.run_dir / "checkpoint.tmp"
-        old = self.run_dir / "checkpoint.old"
         if self.is_main and tmp.exists():
             shutil.rmtree(tmp)
         self.accelerator.wait_for_everyone()
@@ -358,6 +338,10 @@ class _Run:
             if self.is_main:
                 sched = self.scheduler.state_dict() if self.scheduler is not None else None
                 torch.save({"scheduler": sched, "method": self.method.state_dict()}, tmp / "migu_state.pt")
+                # The state that matches these weights travels inside the checkpoint: RUN_DIR/state.json
+                # is rewritten after the swap, and a kill in between must not pair new weights with
+                # the old task counter (the task would be trained twice on resume).
+                write_json(tmp / "state.json", _jsonable(self.state))
         except (OSError, RuntimeError) as err:
             # torch.save reports a full disk as "RuntimeError: [enforce fail at inline_container.cc]
             # ... file write failed": say what happened and leave no half-written checkpoint.
@@ -376,20 +360,14 @@ class _Run:
         # rank 1 was still writing into it).
         self.accelerator.wait_for_everyone()
         if self.is_main:
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)
+            swap_in(tmp, final)
             write_json(self.run_dir / "state.json", _jsonable(self.state))
-            if old.exists():
-                shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
 
     def _load_checkpoint(self) -> None:
         """Restore model, optimizer, RNG states, scheduler and the method's state."""
-        ckpt = self.run_dir / "checkpoint"
-        if not ckpt.exists() and (self.run_dir / "checkpoint.old").exists():
-            ckpt = self.run_dir / "checkpoint.old"  # killed between the two renames
-        if not ckpt.exists():
+        ckpt = latest_complete(self.run_dir / "checkpoint")
+        if ckpt is None:
             return  # killed before the first checkpoint: nothing trained yet
         self.accelerator.load_state(str(ckpt))
         # weights_only: tensors and plain containers only. A run directory may come from someone
@@ -526,7 +504,12 @@ class _Run:
             plan = _micro_batches(len(items), cfg, t, epochs, global_batch) if items else []
             n_steps = len(plan) // cfg.train.grad_accum_steps
             if n_steps:
-                self.scheduler = _scheduler(cfg, self.optimizer.optimizer, n_steps)
+                self.scheduler = make_scheduler(
+                    cfg.train.scheduler,
+                    self.optimizer.optimizer,
+                    warmup_ratio=cfg.train.warmup_ratio,
+                    steps=n_steps,
+                )
                 pending = getattr(self, "_pending_scheduler_state", None)
                 if pending is not None:
                     self.scheduler.load_state_dict(pending)
@@ -559,6 +542,8 @@ class _Run:
         metrics = self._write_results()
         if self.is_main:
             write_json(self.run_dir / "state.json", _jsonable(self.state))
+            if not cfg.train.keep_checkpoint:  # finished: nothing left to resume
+                shutil.rmtree(self.run_dir / "checkpoint", ignore_errors=True)
         return RunResult(self.run_dir, self.task_names, self.state["rows"], metrics)
 
     def _train_task(
@@ -598,16 +583,19 @@ class _Run:
                         self._diverged(
                             f"the training loss is {mean_loss} at step {step + 1} of task {t + 1} ({task.name})"
                         )
-                    if self.handle is not None and self.handle.enabled:
-                        self.handle.apply_masks()  # before clipping, as the official code
-                        self.state["update_fraction_sum"] += self.handle.update_fraction
+                    # accelerate's optimizer wrapper steps (and zeroes) only on the last micro-batch
+                    # of a step, so finishing the step here alone is the same as every time.
+                    fraction = finish_step(
+                        self.model,
+                        self.optimizer,
+                        self.scheduler,
+                        handle=self.handle,
+                        max_grad_norm=cfg.train.max_grad_norm,
+                        accelerator=acc,
+                    )
+                    if fraction is not None:
+                        self.state["update_fraction_sum"] += fraction
                         self.state["masked_steps"] += 1
-                    if cfg.train.max_grad_norm:
-                        acc.clip_grad_norm_(self.model.parameters(), cfg.train.max_grad_norm)
-                self.optimizer.step()
-                if acc.sync_gradients:
-                    self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
             if not acc.sync_gradients:
                 continue
             step += 1
@@ -635,8 +623,7 @@ class _Run:
                 self.state["step"] = step
                 self._save_checkpoint()
                 t0 = time.perf_counter()
-            if self._kill_after is not None and self._steps_this_process >= self._kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
+            step_done(self._steps_this_process)
         bar.close()
 
     def _check_finite_weights(self, task: Task) -> None:
@@ -664,14 +651,6 @@ class _Run:
         if self.handle is not None:
             self.handle.remove()
         self.accelerator.free_memory()
-
-
-def _add_log_file(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
 
 
 def run(
@@ -750,7 +729,7 @@ def _run_in_dir(
     with lock_run_dir(run_dir) if is_main else contextlib.nullcontext():
         if resume and is_main:
             _check_config_unchanged(config, run_dir, allow_config_change)
-        handler = _add_log_file(run_dir)
+        handler = add_log_file(run_dir, logger)
         try:
             return _run_locked(config, run_dir, resume, show_progress)
         except KeyboardInterrupt:
@@ -788,6 +767,22 @@ def _check_config_unchanged(config: RunConfig, run_dir: Path, allow: bool) -> No
     )
     state["config"] = config.to_dict()
     write_json(state_file, state)
+
+
+def _resume_state(run_dir: Path) -> dict[str, Any]:
+    """The state to resume from: the copy saved inside the latest checkpoint (it matches the
+    weights), with the bookkeeping of ``RUN_DIR/state.json`` that is not tied to weights (the
+    config fingerprint and the record of config changes). Run directories from before the copy
+    existed resume from ``RUN_DIR/state.json``."""
+    top = read_json(run_dir / "state.json")
+    ckpt = latest_complete(run_dir / "checkpoint")
+    if ckpt is None or not (ckpt / "state.json").is_file():
+        return top
+    state = read_json(ckpt / "state.json")
+    for key in ("config", "config_changes"):
+        if key in top:
+            state[key] = top[key]
+    return state
 
 
 def _mark_stopped(run_dir: Path, status: str, reason: str) -> None:
@@ -844,6 +839,41 @@ def resume_run(
     )
 
 
+def check_inputs(config: RunConfig) -> None:
+    """Load the tasks and find the model of ``config`` and of each of its variants, before any run
+    directory is made, and report every problem at once.
+
+    Raises:
+        ConfigError: one or more tasks that do not load or models that are not found; the message
+            lists each (as :class:`TaskDataError` and :class:`ModelNotFound` word them).
+    """
+    from migu.data.task import TaskDataError
+    from migu.models.loading import ModelNotFound, load_model_config
+
+    configs = [config] + [config.with_overrides({**o, "variants": {}}) for o in config.variants.values()]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for cfg in configs:
+        checks = (
+            (repr(cfg.data), lambda c=cfg: load_tasks(c.data, seed=c.seed)),
+            (f"model:{cfg.model.name}", lambda c=cfg: load_model_config(c.model.name, c.model.gguf_file)),
+        )
+        for key, check in checks:
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                check()
+            except (TaskDataError, ModelNotFound) as err:
+                if str(err) not in problems:
+                    problems.append(str(err))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        lines = "\n".join(f"  {i}. {p}" for i, p in enumerate(problems, 1))
+        raise ConfigError(f"{len(problems)} problems with the inputs:\n{lines}")
+
+
 def run_variants(
     config: RunConfig, *, resume: bool = False, show_progress: bool = True, allow_config_change: bool = False
 ) -> dict[str, RunResult]:
@@ -856,6 +886,8 @@ def run_variants(
         Results by variant name (``{name: result}`` for a config without variants).
     """
     base = Path(config.output_dir) / safe_name(config.name or "run")
+    if not resume:
+        check_inputs(config)
     if not config.variants:
         return {config.name or "run": run(config, base, resume=resume, show_progress=show_progress)}
     from accelerate import PartialState
@@ -889,13 +921,17 @@ def _run_each_variant(
     if PartialState().is_main_process and (not resume or not (base / "config.yaml").exists()):
         atomic_write_text(base / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     results = {}
+    n = len(config.variants)
+    took: list[float] = []  # wall seconds of the variants trained in this call
     for i, (name, overrides) in enumerate(config.variants.items(), 1):
         variant = config.with_overrides(overrides)
         variant = dataclasses.replace(variant, variants={})
         run_dir = base / safe_name(name)
         cont = resume and (run_dir / "state.json").exists()
+        done_before = cont and read_json(run_dir / "state.json").get("status") == "finished"
         if show_progress and PartialState().is_main_process:
-            tqdm.write(f"== variant {i}/{len(config.variants)}: {name} ({run_dir}) ==")
+            tqdm.write(f"== variant {i}/{n}: {name} ({run_dir}){_eta(took, n - i + 1)} ==")
+        start = time.perf_counter()
         results[name] = run(
             variant,
             run_dir,
@@ -903,55 +939,14 @@ def _run_each_variant(
             show_progress=show_progress,
             allow_config_change=allow_config_change,
         )
+        if not (cont and done_before):  # a finished variant read back says nothing of the pace
+            took.append(time.perf_counter() - start)
     return results
 
 
-def evaluate_run(
-    run_dir: str | Path, overrides: Sequence[str] = (), *, show_progress: bool = True
-) -> dict[str, Any]:
-    """Evaluate the latest checkpoint of a run on its tasks (or others, through overrides).
-
-    Results go to ``RUN_DIR/eval/results.json`` and predictions to ``RUN_DIR/eval/predictions/``.
-
-    Args:
-        run_dir: A run directory with a checkpoint.
-        overrides: ``key=value`` changes to the saved config, e.g. ``data.tasks=[rotten_tomatoes]``
-            or ``eval.metric=rank``.
-
-    Returns:
-        ``{"tasks": [...], "accuracy": [...], "metric": str, "after_tasks": int}``, plus
-        ``"general"`` (probe name -> ``{"acc", "acc_norm", "n"}``) when ``eval.general`` is set.
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir.resolve()} is not a run directory (no config.yaml).")
-    variants = sorted(p.parent.name for p in run_dir.glob("*/state.json"))
-    if not (run_dir / "state.json").exists() and variants:
-        raise FileNotFoundError(
-            f"{run_dir} holds the runs of variants {', '.join(variants)}: evaluate one of them, e.g. "
-            f"`migu eval {run_dir / variants[0]}`."
-        )
-    ckpt = run_dir / "checkpoint"
-    if not ckpt.exists():
-        raise FileNotFoundError(
-            f"{run_dir.resolve()} has no checkpoint yet (one is written after each task); nothing to evaluate."
-        )
-    saved = load_run_config(run_dir / "config.yaml")
-    cfg = saved.with_overrides(parse_overrides(overrides)) if overrides else saved
-    trained_labels = sorted({lab for t in load_tasks(saved.data, seed=saved.seed) for lab in t.labels})
-    r = _Run(cfg, run_dir / "eval", show_progress, labels=trained_labels)
-    try:
-        done = read_json(run_dir / "state.json")["task"]
-        r.state["task"] = done
-        r.start(resume=False)  # the method's structure (adapters) at that point of the sequence
-        r.accelerator.load_state(str(ckpt))
-        accs = r.evaluate_all(done)
-        general = r.evaluate_general(done) if r.general else None
-    finally:
-        r.close()
-    result = {"tasks": [t.name for t in r.tasks], "accuracy": accs, "metric": r.metric, "after_tasks": done}
-    if general is not None:
-        result["general"] = general
-    if r.is_main:
-        write_json(run_dir / "eval" / "results.json", result)
-    return result
+def _eta(took: list[float], left: int) -> str:
+    """``", about 12 min left"`` for ``left`` variants at the mean pace of those in ``took``."""
+    if not took:
+        return ""
+    minutes = left * sum(took) / len(took) / 60
+    return f", about {minutes:.0f} min left at the pace of the variant{'s' if len(took) > 1 else ''} before"

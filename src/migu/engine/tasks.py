@@ -90,7 +90,8 @@ def load_tasks(data: DataConfig, seed: int) -> list[Task]:
 
 
 def test_set_record(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
-    """What identifies each task's test sample: its size and a SHA-256 of its (sentence, label) pairs.
+    """What identifies each task's test sample: its size and a SHA-256 of its (sentence, label) pairs,
+    and the task's number of labels.
 
     Written to the run directory (``test_sets.json``) so that runs can be checked to be scored on the
     same items: two runs with equal digests saw the same test records in the same order.
@@ -101,5 +102,6 @@ def test_set_record(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
         for r in task.test:
             h.update(json.dumps([r["sentence"], r["label"]], ensure_ascii=False).encode("utf-8"))
             h.update(b"\n")
-        out[task.name] = {"n": len(task.test), "sha256": h.hexdigest()}
+        # labels: the number of options, so reports can draw chance (1 / labels) beside the accuracy
+        out[task.name] = {"n": len(task.test), "sha256": h.hexdigest(), "labels": len(task.labels)}
     return out

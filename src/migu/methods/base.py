@@ -30,20 +30,19 @@ Adding your own method (one file; run with ``method.name=mine method.module=my_p
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
-from migu.data.task import Task
+from migu.data.task import Item, Task
 
 if TYPE_CHECKING:
-    from migu.engine.config import MethodConfig
-    from migu.engine.families import Family, Item
+    from migu.methods.config import MethodConfig
 
-__all__ = ["Method", "MethodContext", "available_methods", "make_method", "method_summaries", "register"]
+__all__ = ["Family", "Method", "MethodContext", "register", "registered"]
 
 _REGISTRY: dict[str, type[Method]] = {}
 
@@ -63,17 +62,19 @@ def register(name: str) -> Callable[[type[Method]], type[Method]]:
     return deco
 
 
-def available_methods() -> list[str]:
-    """Names of the registered methods (built-in ones and those of imported modules)."""
-    import migu.methods  # noqa: F401  (registers the built-in methods)
+def registered() -> dict[str, type[Method]]:
+    """Name -> class of every method registered so far (import :mod:`migu.methods` for the built-in
+    ones; :func:`migu.methods.available_methods` does)."""
+    return dict(_REGISTRY)
 
-    return sorted(_REGISTRY)
 
+class Family(Protocol):
+    """What a method needs of a model family (:mod:`migu.engine.families` implements it): batches
+    and the training loss, so that a method can compute gradients on its own (EWC's Fisher)."""
 
-def method_summaries() -> dict[str, str]:
-    """Method name -> the first line of its class docstring (for ``migu list``)."""
-    names = available_methods()
-    return {n: (_REGISTRY[n].__doc__ or "").strip().splitlines()[0] for n in names}
+    def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]: ...
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 
 @dataclass
@@ -149,23 +150,6 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
         self.replay = [(self.tasks[i], r) for i, r in state.get("replay", [])]
-
-
-def make_method(config: MethodConfig, tasks: list[Task], seed: int, num_processes: int = 1) -> Method:
-    """The method named by ``config.name`` (importing ``config.module`` first when set).
-
-    Raises:
-        ValueError: unknown method name (the message lists the registered ones).
-        ImportError: ``config.module`` cannot be imported.
-    """
-    if config.module:
-        import importlib
-
-        importlib.import_module(config.module)
-    names = available_methods()
-    if config.name not in _REGISTRY:
-        raise ValueError(f"method.name={config.name!r} is not one of: {', '.join(names)}.")
-    return _REGISTRY[config.name](config, tasks, seed, num_processes)
 
 
 register("ft")(Method)

@@ -20,7 +20,15 @@ from torch import nn
 from migu.models.packaged import PACKAGED_MODELS, packaged_model_path
 from migu.models.smollm2 import SMOLLM2_NAMES, smollm2_path
 
-__all__ = ["FAMILIES", "LoadedModel", "ModelNotFound", "detect_family", "load_model", "resolve_model_source"]
+__all__ = [
+    "FAMILIES",
+    "LoadedModel",
+    "ModelNotFound",
+    "detect_family",
+    "load_model",
+    "load_model_config",
+    "resolve_model_source",
+]
 
 FAMILIES = ("encoder", "encoder-decoder", "decoder")
 
@@ -97,6 +105,28 @@ def detect_family(config: Any) -> str:
     return "encoder"
 
 
+def load_model_config(name: str, gguf_file: str | None = None) -> tuple[str, Any]:
+    """The model's source (folder or Hub id) and its transformers config, without the weights: the
+    cheap check that a model exists (``migu run`` makes it before creating a run directory).
+
+    Raises:
+        ModelNotFound: nothing by that name (the message says where it looked).
+    """
+    from transformers import AutoConfig
+
+    source = resolve_model_source(name)
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        return source, AutoConfig.from_pretrained(source, **extra)
+    except OSError as err:
+        raise ModelNotFound(
+            f"Could not load model {name!r}. Looked for: a packaged model of that name (available: "
+            f"{', '.join(PACKAGED_MODELS)}), a local folder {Path(name).expanduser().resolve()} (absent), "
+            f"and the Hugging Face Hub id {name!r} ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
+            "Offline, use a packaged model or a local folder."
+        ) from err
+
+
 def load_model(
     name: str,
     *,
@@ -123,7 +153,6 @@ def load_model(
     """
     import transformers
     from transformers import (
-        AutoConfig,
         AutoModelForCausalLM,
         AutoModelForSeq2SeqLM,
         AutoModelForSequenceClassification,
@@ -136,17 +165,8 @@ def load_model(
         )
     if dtype not in TORCH_DTYPES:
         raise ValueError(f"model.dtype={dtype!r}: allowed values are {', '.join(map(repr, TORCH_DTYPES))}.")
-    source = resolve_model_source(name)
+    source, config = load_model_config(name, gguf_file)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
-    try:
-        config = AutoConfig.from_pretrained(source, **extra)
-    except OSError as err:
-        raise ModelNotFound(
-            f"Could not load model {name!r}. Looked for: a packaged model of that name (available: "
-            f"{', '.join(PACKAGED_MODELS)}), a local folder {Path(name).expanduser().resolve()} (absent), "
-            f"and the Hugging Face Hub id {name!r} ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
-            "Offline, use a packaged model or a local folder."
-        ) from err
     fam = detect_family(config) if family == "auto" else family
     tokenizer = AutoTokenizer.from_pretrained(source, **extra)
     kwargs: dict[str, Any] = {"dtype": TORCH_DTYPES[dtype], **extra}

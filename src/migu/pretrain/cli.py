@@ -12,7 +12,6 @@ migu pretrain --list                           # packaged domains and presets
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -57,46 +56,40 @@ def main_pretrain(args: list[str] | None = None) -> int:
         0 on success, 2 for a bad config / existing run directory / missing model or run, 1 for
         other user-fixable errors (missing data package, bad data files).
     """
-    import yaml
-
-    from migu.engine.config import ConfigError
-    from migu.engine.runner import RunDirExists
-    from migu.models.loading import ModelNotFound
+    from migu.exit_codes import run_command
 
     ns = _parser().parse_args(args)
-    try:
-        if ns.list:
-            _list()
-            return 0
-        from migu.pretrain.config import load_pretrain_config
-        from migu.pretrain.runner import resume_pretrain, run_pretrain
-        from migu.pretrain.summary import format_results
+    return run_command("migu pretrain", lambda: _pretrain(ns), resume="migu pretrain --resume RUN_DIR")
 
-        if ns.resume:
-            if ns.args or ns.preset:
-                print("migu pretrain --resume takes no config, preset or overrides.", file=sys.stderr)
-                return 2
-            result = resume_pretrain(ns.resume, show_progress=not ns.no_progress)
-        else:
-            path = ns.args[0] if ns.args and "=" not in ns.args[0] else None
-            overrides = ns.args[1:] if path is not None else ns.args
-            cfg = load_pretrain_config(path, overrides, preset=ns.preset)
-            if cfg.name is None:
-                cfg = cfg.with_overrides({"name": Path(path).stem if path else (ns.preset or "pretrain")})
-            if ns.print_config:
-                print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
-                return 0
-            result = run_pretrain(cfg, show_progress=not ns.no_progress)
-        print(format_results(result.data))
+
+def _pretrain(ns: argparse.Namespace) -> int:
+    """The body of ``migu pretrain``: list, resume, print the config, or run."""
+    import yaml
+
+    if ns.list:
+        _list()
         return 0
-    except (ConfigError, RunDirExists, ModelNotFound, FileNotFoundError) as err:
-        print(f"migu pretrain: {err}", file=sys.stderr)
-        return 2
-    except (ImportError, ValueError) as err:  # missing data/model package, bad data: the message says the fix
-        if os.environ.get("MIGU_DEBUG"):
-            raise
-        print(f"migu pretrain: {err}\n(set MIGU_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+    from migu.pretrain.config import load_pretrain_config
+    from migu.pretrain.runner import resume_pretrain, run_pretrain
+    from migu.pretrain.summary import format_results
+
+    if ns.resume:
+        if ns.args or ns.preset:
+            print("migu pretrain --resume takes no config, preset or overrides.", file=sys.stderr)
+            return 2
+        result = resume_pretrain(ns.resume, show_progress=not ns.no_progress)
+    else:
+        path = ns.args[0] if ns.args and "=" not in ns.args[0] else None
+        overrides = ns.args[1:] if path is not None else ns.args
+        cfg = load_pretrain_config(path, overrides, preset=ns.preset)
+        if cfg.name is None:
+            cfg = cfg.with_overrides({"name": Path(path).stem if path else (ns.preset or "pretrain")})
+        if ns.print_config:
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+            return 0
+        result = run_pretrain(cfg, show_progress=not ns.no_progress)
+    print(format_results(result.data))
+    return 0
 
 
 if __name__ == "__main__":

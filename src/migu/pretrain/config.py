@@ -11,33 +11,24 @@ name the dotted key, the value and what is allowed); the ``migu:`` block *is* th
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
-from migu.engine.config import (
-    DTYPE_CHOICES,
-    MIXED_PRECISION_CHOICES,
-    SCHEDULER_CHOICES,
+from migu.config.presets import preset_descriptions, read_preset
+from migu.config.schema import (
     ConfigError,
-    MiguBlock,
-    _nonempty,
-    _Section,
-    _type_error,
-    load_yaml,
-    parse_overrides,
+    Schema,
+    Section,
+    check_dir_name,
+    check_variants,
+    nonempty,
+    type_error,
 )
-from migu.engine.config import (
-    _merged as _engine_merged,
-)
-from migu.engine.config import (
-    _unknown as _engine_unknown,
-)
+from migu.engine.config import DTYPE_CHOICES, MIXED_PRECISION_CHOICES, MiguBlock, OptimConfig
+
+_PRESETS = "migu.pretrain.presets"  # the package of the pretrain presets
 
 __all__ = [
     "BASE_ROW",
@@ -72,7 +63,7 @@ _VARIANT_SECTIONS = ("migu", "pretrain")
 
 
 @dataclass
-class PretrainModelConfig(_Section):
+class PretrainModelConfig(Section):
     """The model that is pre-trained (and, as the reference row, fine-tuned as it is).
 
     Args:
@@ -93,7 +84,7 @@ class PretrainModelConfig(_Section):
     gguf_file: str | None = None
 
     def _validate(self) -> None:
-        _nonempty(self._key("name"), self.name)
+        nonempty(self._key("name"), self.name)
         if self.family == "encoder-decoder":
             raise ConfigError(
                 f"{self._key('family')}='encoder-decoder': continual pre-training supports masked LM "
@@ -102,11 +93,11 @@ class PretrainModelConfig(_Section):
         self._choice("family", PRETRAIN_FAMILY_CHOICES)
         self._choice("dtype", DTYPE_CHOICES)
         if self.gguf_file is not None:
-            _nonempty(self._key("gguf_file"), self.gguf_file)
+            nonempty(self._key("gguf_file"), self.gguf_file)
 
 
 @dataclass
-class PretrainDataConfig(_Section):
+class PretrainDataConfig(Section):
     """How much of each domain is used, and the user's own domains.
 
     Args:
@@ -133,15 +124,15 @@ class PretrainDataConfig(_Section):
         for name in ("corpus_size", "end_train", "end_test"):
             self._range(name, 1)
         if self.data_dir is not None:
-            _nonempty(self._key("data_dir"), self.data_dir)
+            nonempty(self._key("data_dir"), self.data_dir)
         if not isinstance(self.files, Mapping):
-            raise _type_error(self._key("files"), self.files, "a mapping of domain name -> entry")
+            raise type_error(self._key("files"), self.files, "a mapping of domain name -> entry")
         from migu.data.files import FILE_SPEC_KEYS
 
         for domain, spec in self.files.items():
             key = f"{self._key('files')}.{domain}"
             if not isinstance(spec, Mapping):
-                raise _type_error(key, spec, "a mapping {corpus: PATH, task: {train: PATH, test: PATH}}")
+                raise type_error(key, spec, "a mapping {corpus: PATH, task: {train: PATH, test: PATH}}")
             unknown = sorted(set(spec) - set(CORPUS_SPEC_KEYS))
             if unknown:
                 raise ConfigError(
@@ -165,46 +156,12 @@ class PretrainDataConfig(_Section):
 
 
 @dataclass
-class _OptimConfig(_Section):
-    """Optimisation settings shared by the two phases (each phase has its own section)."""
-
-    epochs: float = 1.0
-    batch_size: int = 8
-    grad_accum_steps: int = 1
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    max_grad_norm: float | None = 1.0
-
-    def _validate(self) -> None:
-        self._range("epochs", 0, strict_low=True)
-        for name in ("batch_size", "grad_accum_steps"):
-            self._range(name, 1)
-        self._range("lr", 0, strict_low=True)
-        self._range("weight_decay", 0)
-        self._choice("scheduler", SCHEDULER_CHOICES)
-        self._range("warmup_ratio", 0, 1)
-        self._range("max_grad_norm", 0, strict_low=True)
-
-
-@dataclass
-class PretrainPhaseConfig(_OptimConfig):
-    """Phase 1: language modelling on the domain corpora, one domain after the other.
-
-    Each domain starts with a fresh AdamW state and learning-rate schedule (as ``migu run`` does per
-    task); ``lr`` is the peak rate.
+class PretrainPhaseConfig(OptimConfig):
+    """Phase 1: language modelling on the domain corpora, one domain after the other: the fields of
+    :class:`~migu.engine.config.OptimConfig` (per domain), and
 
     Args:
-        epochs: Passes over each domain's corpus (fractions allowed); ``> 0``.
         max_steps_per_domain: Cap on optimizer steps per domain (``None``: no cap).
-        batch_size: Texts per forward pass.
-        grad_accum_steps: Forward passes per optimizer step.
-        lr: Peak learning rate; ``> 0``.
-        weight_decay: AdamW weight decay; ``>= 0``.
-        scheduler: ``"constant"``, ``"linear"`` or ``"cosine"``, restarted on every domain.
-        warmup_ratio: Fraction of each domain's steps spent warming up, in ``[0, 1)``.
-        max_grad_norm: Gradient clipping norm (``None``: no clipping); MIGU masks before clipping.
         block_size: Tokens per text (longer texts are cut, shorter ones padded; padding is never a
             target).
         mlm_probability: Share of tokens masked for masked LM (encoders), in ``(0, 1)``.
@@ -212,6 +169,7 @@ class PretrainPhaseConfig(_OptimConfig):
 
     _prefix: ClassVar[str] = "pretrain"
 
+    batch_size: int = 8
     max_steps_per_domain: int | None = None
     lr: float = 1e-4
     block_size: int = 64
@@ -228,19 +186,12 @@ class PretrainPhaseConfig(_OptimConfig):
 
 
 @dataclass
-class FinetuneConfig(_OptimConfig):
-    """Phase 2: each row's model fine-tuned on each domain's end task (a fresh copy per domain).
+class FinetuneConfig(OptimConfig):
+    """Phase 2: each row's model fine-tuned on each domain's end task (a fresh copy per domain): the
+    fields of :class:`~migu.engine.config.OptimConfig` (per end task), and
 
     Args:
-        epochs: Passes over each end task's training set; ``> 0``.
         max_steps: Cap on optimizer steps per end task (``None``: no cap).
-        batch_size: Examples per forward pass.
-        grad_accum_steps: Forward passes per optimizer step.
-        lr: Peak learning rate; ``> 0``.
-        weight_decay: AdamW weight decay; ``>= 0``.
-        scheduler: ``"constant"``, ``"linear"`` or ``"cosine"``.
-        warmup_ratio: Fraction of the steps spent warming up, in ``[0, 1)``.
-        max_grad_norm: Gradient clipping norm (``None``: no clipping).
         max_length: Tokens per example (longer texts are cut).
         eval_batch_size: Examples per forward pass at test time.
         baseline: Also fine-tune the un-pre-trained model: the reference row ``base``.
@@ -248,6 +199,7 @@ class FinetuneConfig(_OptimConfig):
 
     _prefix: ClassVar[str] = "finetune"
 
+    batch_size: int = 8
     max_steps: int | None = None
     lr: float = 1e-4
     scheduler: str = "linear"
@@ -264,7 +216,7 @@ class FinetuneConfig(_OptimConfig):
 
 
 @dataclass
-class PretrainConfig(_Section):
+class PretrainConfig(Schema):
     """Everything ``migu pretrain`` needs.
 
     Args:
@@ -308,9 +260,9 @@ class PretrainConfig(_Section):
 
     def _validate(self) -> None:
         if self.name is not None:
-            _nonempty("name", self.name)
-            _check_dir_name("name", self.name)
-        _nonempty("output_dir", self.output_dir)
+            nonempty("name", self.name)
+            check_dir_name("name", self.name)
+        nonempty("output_dir", self.output_dir)
         self._range("seed", 0)
         self._choice("mixed_precision", MIXED_PRECISION_CHOICES)
         if not self.domains:
@@ -321,21 +273,15 @@ class PretrainConfig(_Section):
         from migu.pretrain.corpora import PACKAGED_DOMAINS
 
         for domain in self.domains:
-            _nonempty("domains", domain)
-            _check_dir_name("domains", domain)
+            nonempty("domains", domain)
+            check_dir_name("domains", domain)
             if domain not in PACKAGED_DOMAINS and domain not in self.data.files:
                 raise ConfigError(
                     f"domains: {domain!r} is neither a packaged domain ({', '.join(PACKAGED_DOMAINS)}) "
                     f"nor defined under data.files (defined there: {', '.join(self.data.files) or 'none'})."
                 )
-        self.variants = _check_variants(self.variants)
-        base = self.to_dict()
-        base["variants"] = {}
-        for vname, overrides in self.variants.items():
-            try:
-                PretrainConfig(**_merged(base, overrides))
-            except ConfigError as e:
-                raise ConfigError(f"variants.{vname}: {e}") from None
+        self.variants = check_variants(self.variants, what="row name -> overrides", check=_check_row)
+        self._check_variant_configs()
 
     def rows(self) -> dict[str, PretrainConfig]:
         """The pre-trained rows of the results table: row name -> its config (variants applied).
@@ -346,22 +292,9 @@ class PretrainConfig(_Section):
             return {"CPT+MIGU" if self.migu.enabled else "CPT": self}
         out = {}
         for vname, overrides in self.variants.items():
-            merged = _merged(self.to_dict(), overrides)
-            merged["variants"] = {}
-            out[vname] = PretrainConfig(**merged)
+            row = self.with_overrides({**overrides, "variants": {}})
+            out[vname] = row
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data that round-trips through :func:`pretrain_config_from_dict` and YAML."""
-        return asdict(self)
-
-    def with_overrides(self, overrides: Mapping[str, Any]) -> PretrainConfig:
-        """A new config with dotted-key overrides applied (``{"pretrain.lr": 1e-4}``).
-
-        Raises:
-            ConfigError: an unknown key or an invalid value.
-        """
-        return PretrainConfig(**_merged(self.to_dict(), overrides))
 
 
 def pretrain_config_from_dict(d: Mapping[str, Any]) -> PretrainConfig:
@@ -374,26 +307,12 @@ def pretrain_config_from_dict(d: Mapping[str, Any]) -> PretrainConfig:
     """
     if not isinstance(d, Mapping):
         raise ConfigError(f"a pretrain config must be a mapping of keys to values, got {type(d).__name__}.")
-    return PretrainConfig().with_overrides(d)
+    return PretrainConfig.from_dict(d)
 
 
 def available_pretrain_presets() -> dict[str, str]:
-    """Preset name -> its one-line description (the YAML file's first comment line)."""
-    folder = resources.files("migu.pretrain") / "presets"
-    out = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            first = entry.read_text(encoding="utf-8").splitlines()[0]
-            out[entry.name[: -len(".yaml")]] = first.lstrip("# ").strip()
-    return out
-
-
-def _preset(name: str) -> dict[str, Any]:
-    presets = available_pretrain_presets()
-    if name not in presets:
-        raise ConfigError(f"pretrain preset {name!r} is not one of: {', '.join(presets)}.")
-    text = (resources.files("migu.pretrain") / "presets" / f"{name}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
+    """Preset name -> its one-line description (the first sentence of the file's leading comment)."""
+    return preset_descriptions(_PRESETS)
 
 
 def load_pretrain_config(
@@ -413,75 +332,25 @@ def load_pretrain_config(
     """
     if path is not None and preset is not None:
         raise ConfigError("give either a config file or a preset, not both.")
-    data: Any = _preset(preset) if preset is not None else {}
-    file = None
-    if path is not None:
-        file = Path(path).expanduser().resolve()
-        if not file.is_file():
-            raise ConfigError(f"config file not found: {file}")
-        try:
-            data = load_yaml(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
-            raise ConfigError(f"invalid YAML in {file} at {where}: {getattr(e, 'problem', e)}") from None
-        data = {} if data is None else data
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{file} must hold a mapping of keys to values, got {type(data).__name__}.")
-    try:
-        config = pretrain_config_from_dict(data)
-    except ConfigError as e:
-        if file is None:
-            raise
-        raise ConfigError(f"{file}: {e}") from None
-    parsed = parse_overrides(overrides)
-    return config.with_overrides(parsed) if parsed else config
+    base = read_preset(_PRESETS, preset, listing="`migu pretrain --list`") if preset is not None else None
+    return PretrainConfig.load(path, overrides, base=base)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _check_dir_name(key: str, value: str) -> None:
-    # Names become directories of the run.
-    if "/" in value or "\\" in value or value in (".", ".."):
-        raise ConfigError(f"{key}={value!r} must not contain path separators or be '.'/'..'.")
-
-
-def _unknown(key: str, section: Any) -> ConfigError:
-    return _engine_unknown(key, section, PretrainConfig)
-
-
-def _check_variants(variants: Any) -> dict[str, dict[str, Any]]:
-    if variants is None:
-        return {}
-    if not isinstance(variants, Mapping):
-        raise _type_error("variants", variants, "a mapping of row name -> overrides")
-    checked: dict[str, dict[str, Any]] = {}
-    for name, overrides in variants.items():
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"variant name {name!r} must be a non-empty string.")
-        _check_dir_name(f"variants.{name}", name)
-        if name == BASE_ROW:
+def _check_row(name: str, overrides: Mapping[str, Any]) -> None:
+    """A pre-trained row's name is a directory, not the reference row, and it varies pre-training only."""
+    check_dir_name(f"variants.{name}", name)
+    if name == BASE_ROW:
+        raise ConfigError(
+            f"variants.{name}: {BASE_ROW!r} is the reference row (the un-pre-trained model); "
+            "give the variant another name."
+        )
+    for k in overrides:
+        if k.split(".")[0] not in _VARIANT_SECTIONS:
             raise ConfigError(
-                f"variants.{name}: {BASE_ROW!r} is the reference row (the un-pre-trained model); "
-                "give the variant another name."
+                f"variants.{name}: key {k!r} cannot vary between rows; a variant may set "
+                f"{', '.join(s + '.*' for s in _VARIANT_SECTIONS)} only (the rows share model, "
+                "data and fine-tuning, so that the table compares pre-training alone)."
             )
-        overrides = {} if overrides is None else overrides
-        if not isinstance(overrides, Mapping):
-            raise _type_error(
-                f"variants.{name}", overrides, "a mapping of overrides, e.g. {migu.enabled: true}"
-            )
-        for k in overrides:
-            if not isinstance(k, str) or k.split(".")[0] not in _VARIANT_SECTIONS:
-                raise ConfigError(
-                    f"variants.{name}: key {k!r} cannot vary between rows; a variant may set "
-                    f"{', '.join(s + '.*' for s in _VARIANT_SECTIONS)} only (the rows share model, "
-                    "data and fine-tuning, so that the table compares pre-training alone)."
-                )
-        checked[name] = copy.deepcopy(dict(overrides))
-    return checked
-
-
-def _merged(tree: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the plain config ``tree`` with dotted ``overrides`` set in it (the engine's rules)."""
-    return _engine_merged(tree, overrides, PretrainConfig)

@@ -23,8 +23,6 @@ also an end-task test text is removed (and counted), so the same guarantee holds
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migu.data.files import TaskFileError, load_file_task
+from migu.data.records import RECORD_SUFFIXES, read_records, read_text
 from migu.data.sampling import check_cap
 from migu.data.task import Task
 
@@ -167,26 +166,15 @@ def read_corpus_file(path: str | Path, column: str = "text") -> list[str]:
         raise TaskFileError(f"corpus file not found: {path.resolve()}")
     suffix = path.suffix.lower()
     records: list[Any]
-    try:
-        if suffix == ".txt":
-            texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-            records = [t for t in texts if t]
-        elif suffix == ".jsonl":
-            lines = path.read_text(encoding="utf-8").splitlines()
-            records = [json.loads(line) for line in lines if line.strip()]
-        elif suffix == ".json":
-            records = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(records, list):
-                raise TaskFileError(f"{path}: a JSON corpus must hold a list, got {type(records).__name__}.")
-        elif suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                records = list(csv.DictReader(f))
-        else:
-            raise TaskFileError(
-                f"{path}: unknown corpus file type {suffix!r}; use .txt, .jsonl, .json or .csv."
-            )
-    except json.JSONDecodeError as err:
-        raise TaskFileError(f"{path}: not valid JSON at line {err.lineno}: {err.msg}") from None
+    if suffix == ".txt":
+        texts = [line.strip() for line in read_text(path, TaskFileError).splitlines()]
+        records = [t for t in texts if t]
+    elif suffix in RECORD_SUFFIXES:
+        records = [r for _, r in read_records(path, TaskFileError)]
+    else:
+        raise TaskFileError(
+            f"{path}: unknown corpus file type {suffix!r}; use .txt, {', '.join(RECORD_SUFFIXES)}."
+        )
     texts = []
     for i, r in enumerate(records):
         if isinstance(r, str):

@@ -17,10 +17,10 @@ import torch
 from tqdm.auto import tqdm
 
 from migu.data.task import Task
+from migu.engine.steps import batch_plan, derive_seed, make_optimizer, make_scheduler, per_step, train_step
 from migu.pretrain.config import FinetuneConfig
 from migu.pretrain.metrics import accuracy, macro_f1
 from migu.pretrain.models import load_classifier
-from migu.pretrain.training import batch_plan, derive_seed, make_optimizer, train_step
 
 __all__ = ["EndTaskResult", "finetune_end_task"]
 
@@ -109,23 +109,18 @@ def finetune_end_task(
     )
     label_id = {label: i for i, label in enumerate(task.labels)}
     train = task.train
-    plan = batch_plan(
+    micro_batches = batch_plan(
         len(train),
         batch_size=cfg.batch_size,
         accum=cfg.grad_accum_steps,
         epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        seed=task_seed,
+        epoch_seed=lambda epoch: task_seed + epoch,
     )
+    plan = per_step(micro_batches, cfg.grad_accum_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer, scheduler = make_optimizer(
-        trainable,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        scheduler=cfg.scheduler,
-        warmup_ratio=cfg.warmup_ratio,
-        steps=len(plan),
-    )
+    optimizer = make_optimizer(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(cfg.scheduler, optimizer, warmup_ratio=cfg.warmup_ratio, steps=len(plan))
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     losses = []
@@ -138,9 +133,10 @@ def finetune_end_task(
             batch["labels"] = torch.tensor([label_id[r["label"]] for r in records])  # (B,)
             micro.append({k: v.to(device) for k, v in batch.items()})
         losses.append(
-            train_step(model, micro, optimizer, max_grad_norm=cfg.max_grad_norm, accelerator=accelerator)
+            train_step(
+                model, micro, optimizer, scheduler, max_grad_norm=cfg.max_grad_norm, accelerator=accelerator
+            )
         )
-        scheduler.step()
         if on_step is not None:
             on_step()
     model.eval()

@@ -19,7 +19,7 @@ Run directory ``<output_dir>/<name>/``::
 
 Resume: a killed run continues with ``resume=True`` (``migu pretrain --resume RUN_DIR``) from each
 row's last finished domain, and skips finished end tasks. Every domain and every end task seeds its
-own RNGs from the run's seed (:func:`migu.pretrain.training.derive_seed`), so a resumed run ends
+own RNGs from the run's seed (:func:`migu.engine.steps.derive_seed`), so a resumed run ends
 with the same checkpoints and results as an uninterrupted one (bit-identical on CPU).
 """
 
@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +37,25 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from migu.engine.rundir import atomic_write_text, environment_info, read_json, write_json
-from migu.engine.runner import KILL_ENV, RunDirExists
+from migu.engine.rundir import (
+    add_log_file,
+    atomic_write_text,
+    environment_info,
+    latest_complete,
+    read_json,
+    swap_in,
+    write_json,
+)
+from migu.engine.runner import RunDirExists
+from migu.engine.steps import (
+    batch_plan,
+    derive_seed,
+    make_optimizer,
+    make_scheduler,
+    per_step,
+    step_done,
+    train_step,
+)
 from migu.models.loading import resolve_model_source
 from migu.pretrain.config import BASE_ROW, PretrainConfig, load_pretrain_config
 from migu.pretrain.corpora import Domain, load_domains
@@ -51,9 +66,8 @@ from migu.pretrain.models import (
     model_family,
     quiet_transformers,
 )
-from migu.pretrain.training import batch_plan, derive_seed, make_optimizer, train_step
 
-__all__ = ["KILL_ENV", "PretrainResult", "resume_pretrain", "run_pretrain"]
+__all__ = ["PretrainResult", "resume_pretrain", "run_pretrain"]
 
 logger = logging.getLogger("migu")
 
@@ -79,8 +93,7 @@ class PretrainResult:
 
 def _read_progress(ckpt: Path) -> dict[str, Any]:
     """The progress saved with a checkpoint (``{"domains_done": 0, ...}`` when there is none)."""
-    if not (ckpt / _PROGRESS).is_file() and (ckpt.parent / "checkpoint.old" / _PROGRESS).is_file():
-        ckpt = ckpt.parent / "checkpoint.old"  # killed between the two renames of a save
+    ckpt = latest_complete(ckpt) or ckpt  # checkpoint.old when killed between the renames of a save
     if (ckpt / _PROGRESS).is_file():
         progress = read_json(ckpt / _PROGRESS)
         progress["path"] = str(ckpt)
@@ -106,15 +119,13 @@ class _PretrainRun:
         self.base_source = resolve_model_source(cfg.model.name)
         self.family = model_family(self.base_source, cfg.model.family, cfg.model.gguf_file)
         self.domains: list[Domain] = load_domains(cfg.domains, cfg.data, cfg.seed)
-        self._kill_after = int(os.environ[KILL_ENV]) if os.environ.get(KILL_ENV) else None
         self._steps = 0
 
     # ------------------------------------------------------------------ helpers
     def _tick(self) -> None:
-        """Count an optimizer step; the test's kill switch (SIGKILL, like an out-of-memory kill)."""
+        """Count an optimizer step and tell the :func:`migu.engine.steps.on_step` callbacks."""
         self._steps += 1
-        if self._kill_after is not None and self._steps >= self._kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+        step_done(self._steps)
 
     def _row_dir(self, row: str) -> Path:
         return self.run_dir / "pretrain" / row
@@ -159,23 +170,20 @@ class _PretrainRun:
         set_seed(seed)
         rows = tokenize_corpus(tokenizer, domain.corpus, p.block_size)
         batcher = LMBatcher(tokenizer, objective, mlm_probability=p.mlm_probability, seed=seed)
-        plan = batch_plan(
+        micro_batches = batch_plan(
             len(rows),
             batch_size=p.batch_size,
             accum=p.grad_accum_steps,
             epochs=p.epochs,
             max_steps=p.max_steps_per_domain,
-            seed=seed,
+            epoch_seed=lambda epoch: seed + epoch,
         )
+        plan = per_step(micro_batches, p.grad_accum_steps)
         unwrapped = acc.unwrap_model(model)
-        optimizer, scheduler = make_optimizer(
-            [q for q in unwrapped.parameters() if q.requires_grad],
-            lr=p.lr,
-            weight_decay=p.weight_decay,
-            scheduler=p.scheduler,
-            warmup_ratio=p.warmup_ratio,
-            steps=len(plan),
+        optimizer = make_optimizer(
+            [q for q in unwrapped.parameters() if q.requires_grad], lr=p.lr, weight_decay=p.weight_decay
         )
+        scheduler = make_scheduler(p.scheduler, optimizer, warmup_ratio=p.warmup_ratio, steps=len(plan))
         optimizer = acc.prepare_optimizer(optimizer)
         handle = None
         if rcfg.migu.enabled:
@@ -200,10 +208,15 @@ class _PretrainRun:
                 ]
                 losses.append(
                     train_step(
-                        model, micro, optimizer, handle=handle, max_grad_norm=p.max_grad_norm, accelerator=acc
+                        model,
+                        micro,
+                        optimizer,
+                        scheduler,
+                        handle=handle,
+                        max_grad_norm=p.max_grad_norm,
+                        accelerator=acc,
                     )
                 )
-                scheduler.step()
                 if handle is not None and handle.enabled:
                     fractions.append(handle.update_fraction)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -231,7 +244,7 @@ class _PretrainRun:
         """The row's checkpoint after ``len(stats)`` domains: written aside, then swapped in by rename,
         so that a kill at any moment leaves a loadable checkpoint and its matching progress."""
         base = self._row_dir(row)
-        final, tmp, old = base / "checkpoint", base / "checkpoint.tmp", base / "checkpoint.old"
+        final, tmp = base / "checkpoint", base / "checkpoint.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -239,13 +252,7 @@ class _PretrainRun:
             self.accelerator.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         write_json(tmp / _PROGRESS, {"domains_done": len(stats), "domains": stats})
-        if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            final.rename(old)
-        tmp.rename(final)
-        if old.exists():
-            shutil.rmtree(old)
+        swap_in(tmp, final)
 
     # ------------------------------------------------------------------ phase 2
     def finetune_row(self, row: str, source: str) -> dict[str, dict[str, Any]]:
@@ -321,14 +328,6 @@ class _PretrainRun:
         return PretrainResult(self.run_dir, data["domains"], table, data)
 
 
-def _add_log_file(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
 def _result_from_file(run_dir: Path) -> PretrainResult:
     data = read_json(run_dir / "results.json")
     return PretrainResult(run_dir, data["domains"], data["rows"], data)
@@ -369,7 +368,7 @@ def run_pretrain(
             "or start a new one under another name (name=...) or output_dir."
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _add_log_file(run_dir)
+    handler = add_log_file(run_dir, logger)
     try:
         r = _PretrainRun(config, run_dir, show_progress)  # fails on bad data or model before any write
         if not resume:

@@ -1,11 +1,10 @@
-"""Reports and sweeps: compare runs in one HTML page, and run a grid of configurations.
+"""Reports: compare finished runs in one HTML page (``migu report``).
 
-- :func:`build_report` (``migu report``): accuracy matrices, per-task curves, metrics across methods
-  and seeds, threshold curves, task similarity through MIGU's masks, magnitudes, time and memory.
-- :func:`run_sweep` (``migu sweep``): one run per point of a grid of config values, skipping
-  finished runs and going on after a failed one.
+:func:`build_report`: accuracy matrices, per-task curves, metrics across methods and seeds,
+threshold curves, task similarity through MIGU's masks, magnitudes, time and memory. Reports only
+read run directories; sweeps, which run runs, are in :mod:`migu.engine.sweep`.
 
-Names are imported on first use, so that ``migu sweep`` does not load matplotlib.
+Names are imported on first use, so that importing the package does not load matplotlib.
 """
 
 from __future__ import annotations
@@ -18,14 +17,7 @@ __all__ = [
     "NotARunDir",
     "ReportOptions",
     "ReportResult",
-    "SweepOutcome",
-    "SweepRun",
     "build_report",
-    "format_sweep_summary",
-    "load_sweep_config",
-    "parse_grid",
-    "plan_sweep",
-    "run_sweep",
 ]
 
 _WHERE = {
@@ -34,13 +26,6 @@ _WHERE = {
     "ReportResult": "build",
     "build_report": "build",
     "NotARunDir": "collect",
-    "SweepOutcome": "sweep",
-    "SweepRun": "sweep",
-    "format_sweep_summary": "sweep",
-    "load_sweep_config": "sweep",
-    "parse_grid": "sweep",
-    "plan_sweep": "sweep",
-    "run_sweep": "sweep",
 }
 
 

@@ -233,33 +233,15 @@ def analyze_run(
         FileNotFoundError: no config or no checkpoint.
         ValueError: ``samples < 1``, or ``layer`` matches no target layer.
     """
-    from migu.engine.config import load_run_config
-    from migu.engine.rundir import read_json
-    from migu.engine.runner import _Run
-    from migu.engine.tasks import load_tasks
+    from migu.engine.trained import load_trained
 
     if samples < 1:
         raise ValueError(f"samples={samples}: at least one example per task is needed.")
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir.resolve()} is not a run directory (no config.yaml).")
-    ckpt = run_dir / "checkpoint"
-    if not ckpt.is_dir():
-        raise FileNotFoundError(f"{run_dir.resolve()} has no checkpoint/ to analyse.")
-    cfg = load_run_config(run_dir / "config.yaml")
-    trained_labels = sorted({lab for t in load_tasks(cfg.data, seed=cfg.seed) for lab in t.labels})
-    # As evaluate_run: the method's structure after the last finished task, then the weights.
-    r = _Run(cfg, run_dir / "report", show_progress=False, labels=trained_labels)
-    try:
-        r.state["task"] = read_json(run_dir / "state.json")["task"]
-        r.start(resume=False)
-        if r.handle is not None:  # an unfinished run's next task attached MIGU: not wanted here
-            r.handle.remove()
-            r.handle = None
-        r.accelerator.load_state(str(ckpt))
+    with load_trained(run_dir, workdir="report") as r:
         mcfg = dataclasses.replace(
-            cfg.migu.to_migu_config(),
-            threshold=cfg.migu.threshold if threshold is None else threshold,
+            r.cfg.migu.to_migu_config(),
+            threshold=r.cfg.migu.threshold if threshold is None else threshold,
             mode="grad",
             criterion="output",
             clusters=0,
@@ -274,8 +256,6 @@ def analyze_run(
             batch_size=batch_size,
             device=r.accelerator.device,
         )
-    finally:
-        r.close()
     tasks, layers, overlap = overlap_matrices(masks)
     chosen = pick_layer(layers, layer)
     first = mags[tasks[0]]

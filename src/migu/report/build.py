@@ -204,18 +204,22 @@ def _matrices_section(groups: list[Group]) -> Section:
 
 def _per_task_section(groups: list[Group]) -> Section:
     by_tasks: dict[tuple[str, ...], dict[str, list[Any]]] = {}
+    chance: dict[str, float] = {}
     for g in groups:  # groups of one task order share the axes
         by_tasks.setdefault(tuple(g.tasks), {})[g.label] = [r.matrix for r in g.runs]
+        for r in g.runs:
+            chance.update(r.chance)
     items: list[Any] = []
     for tasks, curves in by_tasks.items():
         title = " → ".join(tasks)
-        items.append(Image(plots.per_task_overlay(list(tasks), curves, title), title))
+        items.append(Image(plots.per_task_overlay(list(tasks), curves, title, chance), title))
     return Section(
         "per-task",
         "Accuracy of each task across the sequence",
         "One panel per task, one line per group (mean over its seeds): the task's accuracy before "
         "training and after each task of the sequence; the grey band marks where the task itself is "
-        "trained. Forgetting shows as a line falling after the band.",
+        "trained, the dotted line the accuracy of a uniform guess among the task's labels (runs that "
+        "recorded their label counts). Forgetting shows as a line falling after the band.",
         items,
     )
 

@@ -91,6 +91,8 @@ class RunRecord:
         variant: Name of the variant this run is, when its parent folder's config lists it.
         variant_overrides: The variant's overrides (dotted keys), empty when not a variant.
         label: Its group's label (set by :func:`group_runs`).
+        chance: Task -> accuracy of a uniform guess among its labels (``1 / labels``), from
+            ``environment.json``; empty for runs written before it recorded the label counts.
     """
 
     run_dir: Path
@@ -104,6 +106,7 @@ class RunRecord:
     variant_overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""
     error: str | None = None
+    chance: dict[str, float] = field(default_factory=dict)
 
     @property
     def seed(self) -> int | None:
@@ -276,7 +279,19 @@ def read_run(run_dir: str | Path) -> RunRecord:
         variant=variant,
         variant_overrides=overrides,
         error=state.get("error"),
+        chance=_chance(run_dir / "environment.json"),
     )
+
+
+def _chance(environment: Path) -> dict[str, float]:
+    """Task -> ``1 / labels`` from ``environment.json``'s ``test_sets`` (where it records them)."""
+    if not environment.is_file():
+        return {}
+    try:
+        test_sets = json.loads(environment.read_text(encoding="utf-8")).get("test_sets") or {}
+    except (OSError, ValueError):
+        return {}
+    return {t: 1.0 / v["labels"] for t, v in test_sets.items() if isinstance(v, dict) and v.get("labels")}
 
 
 def load_runs(

@@ -22,6 +22,7 @@ __all__ = [
     "magnitude_distribution",
     "matrix_heatmap",
     "overlap_heatmap",
+    "per_task_figure",
     "per_task_overlay",
     "threshold_curve",
 ]
@@ -95,7 +96,10 @@ def matrix_heatmap(tasks: Sequence[str], matrix: Sequence[Sequence[float]], titl
 
 
 def per_task_overlay(
-    tasks: Sequence[str], groups: Mapping[str, Sequence[Sequence[Sequence[float]]]], title: str
+    tasks: Sequence[str],
+    groups: Mapping[str, Sequence[Sequence[Sequence[float]]]],
+    title: str,
+    chance: Mapping[str, float] | None = None,
 ) -> bytes:
     """One panel per task: its accuracy (%) after each step of the sequence, one line per group.
 
@@ -107,7 +111,20 @@ def per_task_overlay(
         tasks: Task names, in training order (every group shares them).
         groups: Group label -> one accuracy matrix per run, ``len(tasks) + 1`` rows each.
         title: Figure title.
+        chance: Task -> accuracy of a uniform guess among its labels, drawn as a dotted grey line
+            (a task near it is not learned, whatever the curve's shape).
     """
+    return _png(per_task_figure(tasks, groups, title, chance))
+
+
+def per_task_figure(
+    tasks: Sequence[str],
+    groups: Mapping[str, Sequence[Sequence[Sequence[float]]]],
+    title: str,
+    chance: Mapping[str, float] | None = None,
+) -> Figure:
+    """The figure of :func:`per_task_overlay` (for tests and for callers that save it themselves)."""
+    chance = chance or {}
     n = len(tasks)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
@@ -128,6 +145,8 @@ def per_task_overlay(
                 mean = 100 * np.nanmean(stack, axis=0)  # (T + 1,)
             keep = ~np.isnan(mean)
             ax.plot(x[keep], mean[keep], marker="o", ms=3, lw=1.2, color=f"C{i % 10}", label=label)
+        if task in chance:
+            ax.axhline(100 * chance[task], ls=":", lw=1.0, color="0.45", label="chance (1 / labels)")
         ax.set_title(task, fontsize=9)
         ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
         ax.set_ylim(-2, 102)
@@ -142,7 +161,7 @@ def per_task_overlay(
     )
     fig.suptitle(title, fontsize=10, y=1.06)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def box_over_seeds(values: Mapping[str, Mapping[str, Sequence[float]]], title: str) -> bytes:

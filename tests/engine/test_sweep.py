@@ -9,7 +9,7 @@ import yaml
 
 from migu.cli import main
 from migu.engine.config import ConfigError, RunConfig
-from migu.report.sweep import expand_grid, load_sweep_config, parse_grid, plan_sweep, point_name
+from migu.engine.sweep import expand_grid, load_sweep_config, parse_grid, plan_sweep, point_name
 
 
 def test_parse_and_expand_a_grid_in_the_order_given():

@@ -1,0 +1,1 @@
+"""The presets of ``migu run``: YAML files only (read by :mod:`migu.config.presets`)."""
