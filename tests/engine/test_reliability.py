@@ -104,6 +104,17 @@ def test_resume_refuses_an_edited_config_unless_asked(tmp_path, tiny_models_dir,
     assert state["config_changes"] == [{"task": 0, "step": 2, "changes": ["train.lr: 0.001 -> 0.5"]}]
 
 
+def test_a_run_started_before_a_new_config_key_still_resumes(tmp_path, tiny_models_dir, tiny_benchmark):
+    # A later version adds a key (with the default that keeps the old behaviour): the run's saved
+    # config lacks it, and that is not an edit.
+    cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path, **{"train.checkpoint_every": 2})
+    run_dir = run_killed(cfg, tmp_path, after_steps=3)
+    state = json.loads((run_dir / "state.json").read_text())
+    del state["config"]["train"]["keep_checkpoint"]  # as written by a version without the key
+    (run_dir / "state.json").write_text(json.dumps(state))
+    assert resume_run(run_dir, show_progress=False).run_dir == run_dir
+
+
 @pytest.mark.slow
 def test_full_disk_at_a_checkpoint_fails_clearly_and_resumes(
     tmp_path, tiny_models_dir, tiny_benchmark, monkeypatch

@@ -751,6 +751,12 @@ def _check_config_unchanged(config: RunConfig, run_dir: Path, allow: bool) -> No
     started = state.get("config")
     if started is None:  # a run directory from before the fingerprint
         return
+    try:
+        # Through today's schema, so that a key added in a later version (with the default that
+        # keeps the old behaviour) is not mistaken for an edit of a run started before it existed.
+        started = RunConfig.from_dict(started).to_dict()
+    except ConfigError:
+        pass  # a key since removed: compare as written, the message will name it
     changes = config_changes(started, config.to_dict(), ignore=("name", "output_dir"))
     if not changes:
         return
