@@ -31,6 +31,7 @@ from migu.config.schema import (
     type_error,
 )
 from migu.core.config import CRITERIA, KEEP_RULES, MODE_CHOICES, NORMALIZE_CHOICES, TARGET_PRESETS, MiguConfig
+from migu.data.sources import check_hub_entries, get_source
 from migu.methods.config import MethodConfig
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "load_yaml",
     "FAMILY_CHOICES",
     "DTYPE_CHOICES",
-    "SOURCE_CHOICES",
     "SCHEDULER_CHOICES",
     "MIXED_PRECISION_CHOICES",
     "METRIC_CHOICES",
@@ -59,7 +59,6 @@ __all__ = [
 
 FAMILY_CHOICES = ("auto", "encoder", "encoder-decoder", "decoder")
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
-SOURCE_CHOICES = ("packaged", "cl_benchmark", "files", "hub")
 SCHEDULER_CHOICES = ("constant", "linear", "cosine")
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
 METRIC_CHOICES = ("auto", "classify", "exact_match", "rank")
@@ -111,8 +110,9 @@ class DataConfig(Section):
 
     Args:
         source: ``"packaged"`` (offline tasks shipped with migu), ``"cl_benchmark"`` (an O-LoRA
-            CL_Benchmark folder), ``"files"`` (your JSON/JSONL/CSV files) or ``"hub"`` (the paper's
-            tasks by Hugging Face dataset name, :mod:`migu.data.hub`).
+            CL_Benchmark folder), ``"files"`` (your JSON/JSONL/CSV files), ``"hub"`` (the paper's
+            tasks by Hugging Face dataset name, :mod:`migu.data.hub`), or a source of your own
+            registered by ``module`` (:mod:`migu.data.sources`).
         tasks: Task names in training order; non-empty, no duplicates.
         data_dir: The cl_benchmark folder; ``None`` for the default location. With ``source: files``
             or ``hub``, the folder relative local paths are resolved against.
@@ -126,6 +126,8 @@ class DataConfig(Section):
         task_types: With ``source: cl_benchmark``, per task name its task type (the prompt's
             ``Task:`` field and the key of ``instruction_config.json``), for task folders other than
             the paper's 15, e.g. ``{my_reviews: SC}``.
+        module: Import path of a module that registers your own task source
+            (:func:`migu.data.sources.register_source`); ``source`` then names it.
     """
 
     _prefix: ClassVar[str] = "data"
@@ -140,9 +142,11 @@ class DataConfig(Section):
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     hub: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_types: dict[str, str] = field(default_factory=dict)
+    module: str | None = None
 
     def _validate(self) -> None:
-        self._choice("source", SOURCE_CHOICES)
+        if self.module is not None:
+            nonempty(self._key("module"), self.module)
         if not isinstance(self.task_types, Mapping):
             raise type_error(self._key("task_types"), self.task_types, "a mapping of task name -> task type")
         for task, kind in self.task_types.items():
@@ -160,43 +164,13 @@ class DataConfig(Section):
             self.tasks = list(ORDERS[self.order])  # the order defines the sequence
         if not isinstance(self.files, Mapping):
             raise type_error(self._key("files"), self.files, "a mapping of task name -> file entry")
-        if self.source == "files":
-            from migu.data.files import FILE_SPEC_KEYS
-
-            missing = [t for t in self.tasks if t not in self.files]
-            if missing:
-                raise ConfigError(
-                    f"data.source=files but data.files has no entry for {', '.join(missing)}; "
-                    "give each task {train: PATH, test: PATH, ...}."
-                )
-            for task, spec in self.files.items():
-                if not isinstance(spec, Mapping) or "train" not in spec or "test" not in spec:
-                    raise ConfigError(f"{self._key('files')}.{task} needs at least `train` and `test` paths.")
-                unknown = sorted(set(spec) - set(FILE_SPEC_KEYS))
-                if unknown:
-                    raise ConfigError(
-                        f"{self._key('files')}.{task} has unknown keys {', '.join(unknown)}; "
-                        f"allowed: {', '.join(FILE_SPEC_KEYS)}."
-                    )
         if not isinstance(self.hub, Mapping):
             raise type_error(self._key("hub"), self.hub, "a mapping of task name -> source entry")
-        if self.source == "hub" or self.hub:
-            from migu.data.hub import HUB_TASKS, HubDataError, hub_task_spec
-
-            if self.source == "hub":
-                unknown = [t for t in self.tasks if t not in HUB_TASKS]
-                if unknown:
-                    raise ConfigError(
-                        f"data.source=hub knows the paper's tasks {', '.join(HUB_TASKS)}; not "
-                        f"{', '.join(unknown)} (use data.source=files for other tasks)."
-                    )
-            for task, entry in self.hub.items():
-                if not isinstance(entry, Mapping):
-                    raise type_error(f"{self._key('hub')}.{task}", entry, "a mapping of keys to values")
-                try:
-                    hub_task_spec(task, entry)
-                except HubDataError as err:
-                    raise ConfigError(str(err)) from None
+        source = get_source(self.source, self.module)
+        if source.check is not None:
+            source.check(self)
+        if self.hub and self.source != "hub":
+            check_hub_entries(self, source_is_hub=False)
         if not self.tasks:
             raise ConfigError(
                 f"{self._key('tasks')}=[] is empty: give at least one task, e.g. data.tasks=[a,b]."
