@@ -62,7 +62,13 @@ def register_source(
     """Decorator: make a loader ``(task name, data block, seed) -> Task`` the source ``name``."""
 
     def deco(load: Callable[[str, DataBlock, int], Task]) -> Callable[[str, DataBlock, int], Task]:
-        if name in _SOURCES and _SOURCES[name].load is not load:
+        old = _SOURCES[name].load if name in _SOURCES else None
+        # The same function of a module imported again (a notebook's reload) replaces itself.
+        reloaded = old is not None and (old.__module__, old.__qualname__) == (
+            load.__module__,
+            load.__qualname__,
+        )
+        if old is not None and old is not load and not reloaded:
             raise ValueError(f"A task source named {name!r} is already registered.")
         _SOURCES[name] = TaskSource(name, load, check)
         return load

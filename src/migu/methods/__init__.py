@@ -58,7 +58,7 @@ def make_method(config: MethodConfig, tasks: list[Task], seed: int, num_processe
     if config.module:
         import importlib
 
-        importlib.import_module(config.module)
+        importlib.import_module(config.module)  # registers its methods (done at config time too)
     methods = registered()
     if config.name not in methods:
         raise ValueError(f"method.name={config.name!r} is not one of: {', '.join(sorted(methods))}.")

@@ -25,6 +25,25 @@ Adding your own method (one file; run with ``method.name=mine method.module=my_p
     class Mine(Method):
         def penalty(self, model, t):
             return 1e-4 * sum(p.pow(2).sum() for p in self.trainable_parameters(model))
+
+Settings of its own (``method.settings.strength=0.01``, checked when the config is built, with the
+same messages as every other key)::
+
+    from dataclasses import dataclass
+    from migu.config import Section
+
+    @register("mine")
+    class Mine(Method):
+        @dataclass
+        class Settings(Section):
+            _prefix = "method.settings"
+            strength: float = 1e-4
+
+            def _validate(self):
+                self._range("strength", 0)
+
+        def penalty(self, model, t):
+            return self.settings.strength * sum(p.pow(2).sum() for p in self.trainable_parameters(model))
 """
 
 from __future__ import annotations
@@ -32,7 +51,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -51,7 +70,13 @@ def register(name: str) -> Callable[[type[Method]], type[Method]]:
     """Class decorator: make a :class:`Method` available as ``method.name=<name>``."""
 
     def deco(cls: type[Method]) -> type[Method]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
+        old = _REGISTRY.get(name)
+        # The same class of a module imported again (a notebook's reload) replaces itself.
+        reloaded = old is not None and (old.__module__, old.__qualname__) == (
+            cls.__module__,
+            cls.__qualname__,
+        )
+        if old is not None and old is not cls and not reloaded:
             raise ValueError(
                 f"A method named {name!r} is already registered ({_REGISTRY[name].__qualname__})."
             )
@@ -99,9 +124,15 @@ class Method:
     name = "ft"
     #: True for methods whose trainable parameters change between tasks (not DDP-compatible).
     changes_trainable_set = False
+    #: The method's own settings: a dataclass deriving from :class:`migu.config.Section` (set
+    #: ``_prefix = "method.settings"`` for messages), filled from ``method.settings`` of the run
+    #: config and checked when the config is built. ``None``: no settings of its own.
+    Settings: ClassVar[type | None] = None
 
     def __init__(self, config: MethodConfig, tasks: list[Task], seed: int, num_processes: int = 1) -> None:
         self.config = config
+        #: An instance of :attr:`Settings` (``None`` when the method declares none).
+        self.settings = self.Settings(**config.settings) if self.Settings is not None else None
         self.tasks = tasks
         self.seed = seed
         self.replay: list[Item] = []  # (task, record) pairs of finished tasks

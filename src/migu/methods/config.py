@@ -5,11 +5,12 @@ It lives beside the methods it configures, so that :mod:`migu.methods` needs not
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
-from migu.config.schema import ConfigError, Section, coerce, nonempty, type_error
+from migu.config.schema import ConfigError, Section, coerce, nonempty, type_error, unknown_key
 
 __all__ = ["MethodConfig"]
 
@@ -34,6 +35,10 @@ class MethodConfig(Section):
         replay_fraction: Share of each finished task's training set kept for replay, in ``[0, 1]``.
         ewc_lambda: Weight of the EWC penalty ``lambda/2 sum_k sum_i F_ki (theta_i - theta*_ki)^2``.
         ewc_samples: Training examples per task used to estimate the diagonal Fisher.
+        settings: The settings of a method that declares its own (a ``Settings`` dataclass on the
+            method class, as a method of your own can: see :mod:`migu.methods.base`), e.g.
+            ``method.settings.strength=0.5``; checked against that dataclass. The built-in methods'
+            settings are the keys above.
     """
 
     _prefix: ClassVar[str] = "method"
@@ -50,17 +55,11 @@ class MethodConfig(Section):
     replay_fraction: float = 0.0
     ewc_lambda: float = 100.0
     ewc_samples: int = 64
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def _validate(self) -> None:
         nonempty(self._key("name"), self.name)
-        if self.module is None:
-            from migu.methods import available_methods  # the package registers the built-in methods
-
-            if self.name not in available_methods():
-                raise ConfigError(
-                    f"{self._key('name')}={self.name!r} is not one of: {', '.join(available_methods())} "
-                    "(or set method.module to the module that registers it)."
-                )
+        self._check_settings(self._method_class())
         self._range("lora_r", 1)
         self._range("lora_alpha", 1)
         self._range("lora_dropout", 0, 1)
@@ -83,3 +82,39 @@ class MethodConfig(Section):
                 raise ConfigError(f"{key}={value!r} is out of range: it must be >= 0.")
             checked[str(task)] = number
         self.olora_task_lambda1 = checked
+
+    def _method_class(self) -> type:
+        """The registered class of ``name`` (importing ``module`` first, which registers it)."""
+        from migu.methods import available_methods, registered  # the package registers the built-ins
+
+        if self.module is not None:
+            nonempty(self._key("module"), self.module)
+            try:
+                importlib.import_module(self.module)
+            except ImportError as err:
+                raise ConfigError(
+                    f"{self._key('module')}={self.module!r} cannot be imported: {err}."
+                ) from None
+        cls = registered().get(self.name)
+        if cls is None:
+            raise ConfigError(
+                f"{self._key('name')}={self.name!r} is not one of: {', '.join(available_methods())} "
+                "(or set method.module to the module that registers it)."
+            )
+        return cls
+
+    def _check_settings(self, cls: type) -> None:
+        if not isinstance(self.settings, Mapping):
+            raise type_error(self._key("settings"), self.settings, "a mapping of setting -> value")
+        declared = getattr(cls, "Settings", None)
+        if declared is None:
+            if self.settings:
+                raise ConfigError(
+                    f"{self._key('settings')}: method {self.name!r} declares no settings of its own, got "
+                    f"{', '.join(map(str, self.settings))}. The built-in methods take the method.* keys."
+                )
+            return
+        for key in self.settings:
+            if key not in {f.name for f in fields(declared)}:
+                raise unknown_key(f"{self._key('settings')}.{key}", declared)
+        declared(**self.settings)  # its own types, ranges and messages
