@@ -26,7 +26,7 @@ from tiny_runs import save_tiny_model, tiny_config, write_tiny_benchmark
 pytestmark = pytest.mark.slow
 
 
-def _config(tmp_path: Path, name: str, batch_size: int, max_steps: int | None) -> Path:
+def _config(tmp_path: Path, name: str, batch_size: int, max_steps: int | None, accum: int = 1) -> Path:
     model = tmp_path / "model"
     if not model.exists():
         save_tiny_model(model, "bert")
@@ -35,7 +35,12 @@ def _config(tmp_path: Path, name: str, batch_size: int, max_steps: int | None) -
     cfg["name"] = name
     # 15 epochs of 8 global batches: enough for the tiny model to learn both tasks (a matrix that moves)
     cfg["train"].update(
-        batch_size=batch_size, epochs=15, max_steps_per_task=max_steps, checkpoint_every=0, lr=1e-3
+        batch_size=batch_size,
+        epochs=15,
+        max_steps_per_task=max_steps,
+        checkpoint_every=0,
+        lr=1e-3,
+        grad_accum_steps=accum,
     )
     cfg["migu"].update(ignore_padding=True)
     path = tmp_path / f"{name}.yaml"
@@ -79,9 +84,15 @@ def test_two_processes_end_with_the_matrix_of_one(tmp_path, launcher):
     # short: 4 steps a task, weights to float rounding; long: 120 steps a task, the model learns both
     # tasks and the matrices must be equal (the weights then differ by float noise that 240 Adam
     # steps amplified, measured below 1e-3 = one step of lr, so they are compared at 5 steps of lr).
-    for length, max_steps, atol in (("short", 4, 1e-5), ("long", None, 5e-3)):
-        one = _config(tmp_path, f"one-{length}", batch_size=4, max_steps=max_steps)
-        two = _config(tmp_path, f"two-{length}", batch_size=2, max_steps=max_steps)  # per process: global 4
+    # accum: 2 micro-batches a step; the ranks skip the all-reduce of the first (no_sync) and must
+    # still train as one process that accumulates the same examples.
+    cases = [("short", 4, 1e-5, 1), ("long", None, 5e-3, 1)]
+    if launcher == "torchrun":
+        cases.append(("accum", 4, 1e-5, 2))
+    for length, max_steps, atol, accum in cases:
+        one = _config(tmp_path, f"one-{length}", batch_size=4 // accum, max_steps=max_steps, accum=accum)
+        # per process: half the batch, so a step sees the same global examples
+        two = _config(tmp_path, f"two-{length}", batch_size=2 // accum, max_steps=max_steps, accum=accum)
         _run([sys.executable, "-m", "migu.cli", "run", str(one), "--no-progress"])
         _run([*launch, "run", str(two), "--no-progress"])
         results[length] = (

@@ -45,7 +45,7 @@ def test_masked_rows_do_not_move(family, pretrain_models):
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     handle = migu.attach(model, migu.MiguConfig(threshold=T), optimizer=opt)
     try:
-        train_step(model, [batch], opt, handle=handle, max_grad_norm=None)
+        train_step(model, [batch], lambda b: model(**b).loss, opt, handle=handle, max_grad_norm=None)
     finally:
         recorder.remove()
         handle.remove()

@@ -54,7 +54,7 @@ from migu.engine.rundir import (
     write_json,
     write_matrix,
 )
-from migu.engine.steps import batch_plan, finish_step, make_optimizer, make_scheduler, step_done
+from migu.engine.steps import batch_plan, make_optimizer, make_scheduler, step_done, train_step
 from migu.engine.tasks import load_tasks, test_set_record
 from migu.eval.general import general_metrics, load_general_probe
 from migu.eval.metrics import summarize
@@ -153,7 +153,8 @@ class _Run:
         self.run_dir = run_dir
         launched_world = int(os.environ.get("WORLD_SIZE", "1"))
         self.accelerator = Accelerator(
-            gradient_accumulation_steps=cfg.train.grad_accum_steps,
+            # 1: engine.steps.train_step accumulates the micro-batches itself (and divides their loss).
+            gradient_accumulation_steps=1,
             mixed_precision=cfg.train.mixed_precision,
             # accelerate takes a torchrun launch on a machine without a GPU for a single process
             # unless told to use the CPU: it then sets up gloo across the launched processes.
@@ -560,45 +561,36 @@ class _Run:
             disable=not self.show_progress,
         )
         self.model.train()
-        step = start
         t0 = time.perf_counter()
-        step_loss: torch.Tensor | float = 0.0  # sum of this optimizer step's micro-batch losses (detached)
-        for i in range(start * accum, len(plan)):
-            chunk = [items[j] for j in plan[i][rank * bs : (rank + 1) * bs]]
+
+        def loss_of(indices: list[int]) -> torch.Tensor:
+            chunk = [items[j] for j in indices[rank * bs : (rank + 1) * bs]]
             batch = {k: v.to(acc.device) for k, v in self.family.training_batch(chunk).items()}
-            with acc.accumulate(self.model):
-                loss = self.family.loss(self.model, batch)
-                penalty = self.method.penalty(self.unwrapped, t)
-                if penalty is not None:
-                    loss = loss + penalty
-                step_loss = step_loss + loss.detach()
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    # One device-to-host read per optimizer step (as the progress bar always needed),
-                    # before the step, so a non-finite loss never reaches the weights.
-                    mean_loss = float(step_loss) / accum
-                    step_loss = 0.0
-                    if not math.isfinite(mean_loss):
-                        bar.close()
-                        self._diverged(
-                            f"the training loss is {mean_loss} at step {step + 1} of task {t + 1} ({task.name})"
-                        )
-                    # accelerate's optimizer wrapper steps (and zeroes) only on the last micro-batch
-                    # of a step, so finishing the step here alone is the same as every time.
-                    fraction = finish_step(
-                        self.model,
-                        self.optimizer,
-                        self.scheduler,
-                        handle=self.handle,
-                        max_grad_norm=cfg.train.max_grad_norm,
-                        accelerator=acc,
-                    )
-                    if fraction is not None:
-                        self.state["update_fraction_sum"] += fraction
-                        self.state["masked_steps"] += 1
-            if not acc.sync_gradients:
-                continue
-            step += 1
+            loss = self.family.loss(self.model, batch)
+            penalty = self.method.penalty(self.unwrapped, t)
+            return loss if penalty is None else loss + penalty
+
+        def check_loss(mean: float) -> None:  # before the update: a NaN never reaches the weights
+            if not math.isfinite(mean):
+                bar.close()
+                self._diverged(f"the training loss is {mean} at step {step} of task {t + 1} ({task.name})")
+
+        for index in range(start, n_steps):
+            step = index + 1  # optimizer steps of this task once this one is taken
+            mean_loss, fraction = train_step(
+                self.model,
+                plan[index * accum : step * accum],
+                loss_of,
+                self.optimizer,
+                self.scheduler,
+                accelerator=acc,
+                handle=self.handle,
+                max_grad_norm=cfg.train.max_grad_norm,
+                check_loss=check_loss,
+            )
+            if fraction is not None:
+                self.state["update_fraction_sum"] += fraction
+                self.state["masked_steps"] += 1
             self.state["optimizer_steps"] += 1
             self._steps_this_process += 1
             now = time.perf_counter()

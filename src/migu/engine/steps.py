@@ -138,39 +138,55 @@ def finish_step(
 
 def train_step(
     model: nn.Module,
-    micro_batches: Sequence[dict[str, torch.Tensor]],
+    micro_batches: Sequence[Any],
+    loss_of: Callable[[Any], torch.Tensor],
     optimizer: Any,
     scheduler: Any = None,
     *,
+    accelerator: Any = None,
     handle: Any = None,
     max_grad_norm: float | None = None,
-    accelerator: Any = None,
-) -> float:
-    """One optimizer step over ``micro_batches`` in a single process (``migu pretrain``).
+    check_loss: Callable[[float], None] | None = None,
+) -> tuple[float, float | None]:
+    """One optimizer step of ``migu run`` and ``migu pretrain``: forward and backward over the
+    step's micro-batches, then :func:`finish_step`.
 
-    ``migu run`` accumulates through ``accelerator.accumulate`` instead (its processes must skip the
-    gradient all-reduce between micro-batches) and calls :func:`finish_step` itself.
+    Each micro-batch's loss is divided by their number, so the step minimises their mean. Under
+    data parallelism the gradient all-reduce is skipped for every micro-batch but the last
+    (``accelerator.no_sync``), as ``accelerator.accumulate`` would do; the accelerator is built with
+    ``gradient_accumulation_steps=1`` so that it does not divide the loss a second time.
 
     Args:
-        model: A model whose output has ``.loss`` (the batches carry ``labels``).
-        micro_batches: Batches already on the model's device; their mean loss is minimised.
-        optimizer, scheduler, handle, max_grad_norm, accelerator: As :func:`finish_step`.
+        model: The (possibly wrapped) model.
+        micro_batches: What ``loss_of`` takes, one item per micro-batch (indices, or a batch).
+        loss_of: Builds a micro-batch and returns its (scalar) training loss.
+        optimizer, scheduler, handle, max_grad_norm: As :func:`finish_step`.
+        accelerator: Routes backward (mixed-precision scaling), the skipped all-reduces and clipping
+            (``None``: plain PyTorch in one process).
+        check_loss: Called with the step's mean loss before the update (one device-to-host read a
+            step); it may raise, e.g. for a non-finite loss, and then nothing is updated.
 
     Returns:
-        The mean loss of the micro-batches.
+        ``(mean loss, share of output units MIGU let update or None)``.
     """
-    total = 0.0
-    for batch in micro_batches:
-        loss = model(**batch).loss / len(micro_batches)
-        if accelerator is not None:
-            accelerator.backward(loss)
-        else:
-            loss.backward()
-        total += loss.detach().float().item()
-    finish_step(
+    n = len(micro_batches)
+    total: torch.Tensor | None = None  # sum of the micro-batch losses (detached)
+    for i, micro in enumerate(micro_batches):
+        last = i == n - 1
+        with contextlib.nullcontext() if last or accelerator is None else accelerator.no_sync(model):
+            loss = loss_of(micro)
+            if accelerator is None:
+                (loss / n).backward()
+            else:
+                accelerator.backward(loss / n)
+        total = loss.detach() if total is None else total + loss.detach()
+    mean = float(total) / n
+    if check_loss is not None:
+        check_loss(mean)
+    fraction = finish_step(
         model, optimizer, scheduler, handle=handle, max_grad_norm=max_grad_norm, accelerator=accelerator
     )
-    return total
+    return mean, fraction
 
 
 _STEP_CALLBACKS: list[Callable[[int], None]] = []

@@ -125,18 +125,24 @@ def finetune_end_task(
     device = accelerator.device
     losses = []
     model.train()
+
+    def loss_of(indices: list[int]) -> torch.Tensor:
+        records = [train[i] for i in indices]
+        batch = _encode(tok, [r["sentence"] for r in records], cfg.max_length)
+        batch["labels"] = torch.tensor([label_id[r["label"]] for r in records])  # (B,)
+        return model(**{k: v.to(device) for k, v in batch.items()}).loss
+
     for step in tqdm(plan, desc=desc, unit="step", disable=not show_progress, leave=False):
-        micro = []
-        for indices in step:
-            records = [train[i] for i in indices]
-            batch = _encode(tok, [r["sentence"] for r in records], cfg.max_length)
-            batch["labels"] = torch.tensor([label_id[r["label"]] for r in records])  # (B,)
-            micro.append({k: v.to(device) for k, v in batch.items()})
-        losses.append(
-            train_step(
-                model, micro, optimizer, scheduler, max_grad_norm=cfg.max_grad_norm, accelerator=accelerator
-            )
+        loss, _ = train_step(
+            model,
+            step,
+            loss_of,
+            optimizer,
+            scheduler,
+            accelerator=accelerator,
+            max_grad_norm=cfg.max_grad_norm,
         )
+        losses.append(loss)
         if on_step is not None:
             on_step()
     model.eval()

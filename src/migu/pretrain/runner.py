@@ -202,23 +202,25 @@ class _PretrainRun:
             disable=not self.show_progress,
         )
         try:
+
+            def loss_of(indices: list[int]) -> torch.Tensor:
+                batch = {k: v.to(acc.device) for k, v in batcher([rows[i] for i in indices]).items()}
+                return model(**batch).loss
+
             for step in bar:
-                micro = [
-                    {k: v.to(acc.device) for k, v in batcher([rows[i] for i in mb]).items()} for mb in step
-                ]
-                losses.append(
-                    train_step(
-                        model,
-                        micro,
-                        optimizer,
-                        scheduler,
-                        handle=handle,
-                        max_grad_norm=p.max_grad_norm,
-                        accelerator=acc,
-                    )
+                loss, fraction = train_step(
+                    model,
+                    step,
+                    loss_of,
+                    optimizer,
+                    scheduler,
+                    accelerator=acc,
+                    handle=handle,
+                    max_grad_norm=p.max_grad_norm,
                 )
-                if handle is not None and handle.enabled:
-                    fractions.append(handle.update_fraction)
+                losses.append(loss)
+                if fraction is not None:
+                    fractions.append(fraction)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 self._tick()
         finally:
