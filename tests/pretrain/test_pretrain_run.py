@@ -115,3 +115,15 @@ def test_killed_run_resumes_from_last_finished_domain(pretrain_models, tiny_doma
             assert (run_dir / "finetune" / row / name).read_text() == (
                 full.run_dir / "finetune" / row / name
             ).read_text()
+
+
+def test_a_second_process_on_a_pretrain_run_is_refused(pretrain_models, tiny_domains, tmp_path):
+    from migu.engine.rundir import RunDirLocked, lock_run_dir
+
+    cfg = pretrain_config_from_dict(tiny_pretrain_config(pretrain_models["llama"], tiny_domains, tmp_path))
+    run_dir = tmp_path / "locked"
+    run_dir.mkdir()
+    with lock_run_dir(run_dir):  # another process writing this run
+        with pytest.raises(RunDirLocked, match="another migu process"):
+            run_pretrain(cfg, run_dir, show_progress=False)
+    assert not (run_dir / "config.yaml").exists()  # nothing was started

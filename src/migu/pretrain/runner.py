@@ -42,6 +42,7 @@ from migu.engine.rundir import (
     atomic_write_text,
     environment_info,
     latest_complete,
+    lock_run_dir,
     read_json,
     swap_in,
     write_json,
@@ -370,6 +371,11 @@ def run_pretrain(
             "or start a new one under another name (name=...) or output_dir."
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    with lock_run_dir(run_dir):  # a second process on the same run is refused, as in migu run
+        return _run_locked(config, run_dir, resume, show_progress)
+
+
+def _run_locked(config: PretrainConfig, run_dir: Path, resume: bool, show_progress: bool) -> PretrainResult:
     handler = add_log_file(run_dir, logger)
     try:
         r = _PretrainRun(config, run_dir, show_progress)  # fails on bad data or model before any write
