@@ -127,3 +127,21 @@ def test_a_second_process_on_a_pretrain_run_is_refused(pretrain_models, tiny_dom
         with pytest.raises(RunDirLocked, match="another migu process"):
             run_pretrain(cfg, run_dir, show_progress=False)
     assert not (run_dir / "config.yaml").exists()  # nothing was started
+
+
+def test_every_row_starts_from_the_same_model_whatever_ran_before(pretrain_models, tiny_domains, tmp_path):
+    # The tiny BERT has no masked-LM head: it starts random. Its start must come from the run's
+    # seed, not from the global random state the process happens to be in (which differs for the
+    # first row and the next ones, and between a fresh and a resumed process).
+    base = tiny_pretrain_config(pretrain_models["bert"], tiny_domains, tmp_path, variants={})
+    base["finetune"] = {**base["finetune"], "baseline": False}
+    weights = []
+    for i, noise in enumerate((1, 2)):
+        torch.manual_seed(noise)  # what earlier work in the process left behind
+        torch.rand(noise)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "its masked-LM head starts random"
+            result = run_pretrain(pretrain_config_from_dict({**base, "name": f"r{i}"}), show_progress=False)
+        weights.append(load_file(result.run_dir / "pretrain" / "CPT" / "checkpoint" / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -143,6 +143,12 @@ class _PretrainRun:
         source = progress["path"] if done else self.base_source
         if done:
             logger.info("%s: resuming after domain %d (%s)", row, done, self.domains[done - 1].name)
+        else:
+            from accelerate.utils import set_seed
+
+            # The parts the checkpoint lacks start random (an encoder's masked-LM head): seeded the
+            # same for every row, so CPT and CPT+MIGU start from one model whatever ran before.
+            set_seed(derive_seed(self.cfg.seed, "model-init"))
         lm = load_language_model(
             source,
             family=self.family,
