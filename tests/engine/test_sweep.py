@@ -90,3 +90,25 @@ def test_sweep_skips_finished_runs_and_goes_on_after_a_failed_one(tiny_assets, t
     assert main(["sweep", str(tiny_assets["config"]), "--no-progress"]) == 2  # no grid: nothing to do
     assert main(["sweep", str(tiny_assets["config"]), "--grid", "seed=[0,1]", "--dry-run"]) == 0
     assert capsys.readouterr().out.strip().endswith("2 run(s) under " + str(tiny_assets["runs"] / "tiny"))
+
+
+def test_a_second_sweep_with_other_variants_names_its_runs_too(tiny_assets, tmp_path):
+    import yaml
+
+    from migu.report.collect import load_runs
+
+    cfg = yaml.safe_load(tiny_assets["config"].read_text())
+    cfg["variants"] = {
+        "FT": {"migu.enabled": False},
+        "FT+MIGU": {"migu.enabled": True},
+        "T3": {"migu.threshold": 0.3},
+    }
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    base = ["sweep", str(path), f"output_dir={tmp_path}", "name=v", "--grid", "seed=[0]", "--no-progress"]
+    assert main([*base, "--variants", "FT"]) == 0
+    assert main([*base, "--variants", "FT+MIGU,T3"]) == 0  # the same point folder, other variants
+    point = tmp_path / "v" / point_name({"seed": 0})
+    assert list(yaml.safe_load((point / "config.yaml").read_text())["variants"]) == ["FT", "FT+MIGU", "T3"]
+    runs, _ = load_runs([point])
+    assert sorted(r.variant for r in runs) == ["FT", "FT+MIGU", "T3"]  # every run is named

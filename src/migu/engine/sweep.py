@@ -243,6 +243,22 @@ def _write_summary(sweep_dir: Path, grid: Mapping[str, Sequence[Any]], outcomes:
     )
 
 
+def _record_variants(path: Path, point: dict[str, Any]) -> None:
+    """Write the point's config above its variant runs, or add the variants it lacks: a later
+    sweep with other ``--variants`` into the same folder must not leave its runs unnamed."""
+    from migu.engine.rundir import atomic_write_text
+
+    if not path.is_file():
+        atomic_write_text(path, yaml.safe_dump(point, sort_keys=False))
+        return
+    existing = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    known = existing.get("variants") or {}
+    missing = {k: v for k, v in (point.get("variants") or {}).items() if k not in known}
+    if missing:
+        existing["variants"] = {**known, **missing}
+        atomic_write_text(path, yaml.safe_dump(existing, sort_keys=False))
+
+
 def run_sweep(
     base: RunConfig,
     grid: Mapping[str, Sequence[Any]],
@@ -265,7 +281,7 @@ def run_sweep(
     Raises:
         ConfigError: an invalid grid point (nothing is run then).
     """
-    from migu.engine.rundir import atomic_write_text, read_json
+    from migu.engine.rundir import read_json
     from migu.engine.runner import run
 
     sweep_dir, runs = plan_sweep(base, grid)
@@ -285,9 +301,7 @@ def run_sweep(
         if sr.variant is not None:
             # What `migu run` writes above variant runs: lets `migu run --resume POINT` and the
             # report's variant labels work on sweep folders too.
-            parent = sr.run_dir.parent / "config.yaml"
-            if not parent.is_file():
-                atomic_write_text(parent, yaml.safe_dump(sr.point_config.to_dict(), sort_keys=False))
+            _record_variants(sr.run_dir.parent / "config.yaml", sr.point_config.to_dict())
         t0 = time.perf_counter()
         try:
             result = run(sr.config, sr.run_dir, resume=resume, show_progress=show_progress)
