@@ -27,6 +27,7 @@ __all__ = [
     "check_dir_name",
     "check_variants",
     "coerce",
+    "joined_problems",
     "load_yaml",
     "merged",
     "nonempty",
@@ -347,11 +348,15 @@ def merged(tree: dict[str, Any], overrides: Mapping[str, Any], root: type) -> di
 
 
 def _joined(problems: list[str]) -> str:
-    """One message for one problem; a numbered list for several."""
+    return joined_problems(problems, "in the configuration")
+
+
+def joined_problems(problems: Sequence[str], where: str) -> str:
+    """One message for one problem; for several, ``"N problems <where>:"`` and a numbered list."""
     if len(problems) == 1:
         return problems[0]
     lines = "\n".join(f"  {i}. {p}" for i, p in enumerate(problems, 1))
-    return f"{len(problems)} problems in the configuration:\n{lines}"
+    return f"{len(problems)} problems {where}:\n{lines}"
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -38,6 +38,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from migu.config.schema import joined_problems
 from migu.data.task import Task
 from migu.engine.config import ConfigError, RunConfig, load_run_config
 from migu.engine.families import FAMILY_METRICS, Family, Item, make_family
@@ -865,11 +866,8 @@ def check_inputs(config: RunConfig) -> None:
             except (TaskDataError, ModelNotFound) as err:
                 if str(err) not in problems:
                     problems.append(str(err))
-    if len(problems) == 1:
-        raise ConfigError(problems[0])
     if problems:
-        lines = "\n".join(f"  {i}. {p}" for i, p in enumerate(problems, 1))
-        raise ConfigError(f"{len(problems)} problems with the inputs:\n{lines}")
+        raise ConfigError(joined_problems(problems, "with the inputs"))
 
 
 def run_variants(

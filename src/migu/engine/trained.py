@@ -45,7 +45,7 @@ def load_trained(
     ckpt = run_dir / "checkpoint"
     if not ckpt.is_dir():
         raise FileNotFoundError(
-            f"{run_dir.resolve()} has no checkpoint yet (one is written after each task); nothing to load."
+            f"{run_dir.resolve()} has no checkpoint yet (one is written after each task); nothing to evaluate."
         )
     saved = load_run_config(run_dir / "config.yaml")
     cfg = saved.with_overrides(parse_overrides(overrides)) if overrides else saved
@@ -80,18 +80,11 @@ def evaluate_run(
         ``"general"`` (probe name -> ``{"acc", "acc_norm", "n"}``) when ``eval.general`` is set.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir.resolve()} is not a run directory (no config.yaml).")
     variants = sorted(p.parent.name for p in run_dir.glob("*/state.json"))
     if not (run_dir / "state.json").exists() and variants:
         raise FileNotFoundError(
             f"{run_dir} holds the runs of variants {', '.join(variants)}: evaluate one of them, e.g. "
             f"`migu eval {run_dir / variants[0]}`."
-        )
-    ckpt = run_dir / "checkpoint"
-    if not ckpt.exists():
-        raise FileNotFoundError(
-            f"{run_dir.resolve()} has no checkpoint yet (one is written after each task); nothing to evaluate."
         )
     with load_trained(run_dir, overrides, workdir="eval", show_progress=show_progress) as r:
         done = r.state["task"]
