@@ -16,6 +16,7 @@ migu version
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def _say_if_nothing_to_do(target: Path) -> None:
     from migu.engine.rundir import read_json
 
     states = (
-        [target / "state.json"] if (target / "state.json").exists() else list(target.glob("*/state.json"))
+        [target / "state.json"]
+        if (target / "state.json").exists()
+        else [*target.glob("*/state.json"), *target.glob("seed=*/*/state.json")]
     )
     try:
         statuses = [read_json(p).get("status") for p in states]
@@ -111,8 +114,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if PartialState().is_main_process:
         print(format_comparison(results))
-        dirs = {str(r.run_dir.parent if len(results) > 1 else r.run_dir) for r in results.values()}
-        print(f"next: migu report {' '.join(sorted(dirs))}   (plots, tables and an HTML page)")
+        run_dirs = [str(r.run_dir) for r in results.values()]
+        # One run: its folder; variants or seeds: the folder above them all.
+        where = run_dirs[0] if len(run_dirs) == 1 else os.path.commonpath(run_dirs)
+        print(f"next: migu report {where}   (plots, tables and an HTML page)")
     return 0
 
 

@@ -423,6 +423,14 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
         if not isinstance(value, str):
             raise type_error(key, value, "a string")
         return value
+    if tp == list[int]:
+        if isinstance(value, int) and not isinstance(value, bool):  # "seeds=3": a list of one
+            return [value]
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise type_error(key, value, "a list of integers, e.g. [0, 1, 2]")
+        return list(value)
     if get_origin(tp) is list or list[str] in args:
         if isinstance(value, str):
             if get_origin(tp) is not list:  # str | list[str]: a string is a value of its own

@@ -436,6 +436,8 @@ class RunConfig(Schema):
         name: Run name; ``None`` lets the engine derive one.
         output_dir: Folder under which the run directory is created.
         seed: Random seed, ``>= 0``.
+        seeds: Run every variant once per seed (sub-folders ``seed=N``) and summarize each variant
+            as mean ± std over them, with paired differences; empty: one run with ``seed``.
         model: :class:`ModelConfig` (a mapping is converted).
         data: :class:`DataConfig`.
         train: :class:`TrainConfig`.
@@ -451,6 +453,7 @@ class RunConfig(Schema):
     name: str | None = None
     output_dir: str = "runs"
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -476,7 +479,23 @@ class RunConfig(Schema):
                 "trains SVD factors; the two do not combine yet. Set migu.enabled=false for OSF."
             )
         self.variants = check_variants(self.variants)
+        self._check_seeds()
         self._check_variant_configs()
+
+    def _check_seeds(self) -> None:
+        if any(s < 0 for s in self.seeds):
+            raise ConfigError(f"seeds={self.seeds}: every seed must be >= 0.")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds} repeats a seed: each seed is one run of every variant.")
+        if not self.seeds:
+            return
+        for vname, overrides in self.variants.items():
+            for key in ("seed", "seeds"):
+                if key in overrides:
+                    raise ConfigError(
+                        f"variants.{vname} sets {key}, and seeds={self.seeds} runs every variant with each "
+                        f"seed: drop {key} from the variant, or drop seeds."
+                    )
 
 
 def run_config_from_dict(d: Mapping[str, Any]) -> RunConfig:

@@ -108,12 +108,16 @@ class RunResult:
         tasks: Task names in training order.
         matrix: Accuracy matrix R, ``len(tasks) + 1`` rows (row 0: before training).
         metrics: :func:`migu.eval.metrics.summarize` of R plus timings.
+        variant: The variant of :func:`run_variants` it belongs to (``None``: a single run).
+        seed: Its seed when :func:`run_variants` ran ``config.seeds`` (``None`` otherwise).
     """
 
     run_dir: Path
     tasks: list[str]
     matrix: list[list[float]]
     metrics: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+    seed: int | None = None
 
 
 def _jsonable(x: Any) -> Any:
@@ -873,24 +877,30 @@ def check_inputs(config: RunConfig) -> None:
 def run_variants(
     config: RunConfig, *, resume: bool = False, show_progress: bool = True, allow_config_change: bool = False
 ) -> dict[str, RunResult]:
-    """Run every variant of ``config`` (or the config itself when it has none).
+    """Run every variant of ``config`` (or the config itself when it has none), once per seed of
+    ``config.seeds`` when it lists any.
 
-    Variant ``v`` is written to ``<output_dir>/<name>/<v>``. With ``resume``, finished variants are
-    read back and unfinished ones continued.
+    Variant ``v`` is written to ``<output_dir>/<name>/<v>``; with ``seeds``, to
+    ``<output_dir>/<name>/seed=<s>/<v>`` (``.../seed=<s>`` without variants), seed by seed, so that
+    the first pair of variants is complete early. With ``resume``, finished runs are read back and
+    unfinished ones continued.
 
     Returns:
-        Results by variant name (``{name: result}`` for a config without variants).
+        Results by variant name (``{name: result}`` for a config without variants; with seeds,
+        ``"<variant> seed=<s>"``), in the order they ran. Each result's ``variant`` and ``seed``
+        say where it belongs.
     """
     base = Path(config.output_dir) / safe_name(config.name or "run")
     if not resume:
         check_inputs(config)
-    if not config.variants:
+    if not config.variants and not config.seeds:
         return {config.name or "run": run(config, base, resume=resume, show_progress=show_progress)}
     from accelerate import PartialState
 
+    jobs = _plan_runs(config, base)
     # Only a started run counts: a run that failed before training (bad model path, ...) left no
     # state.json, and fixing the cause and running again must just work.
-    taken = not resume and any((base / safe_name(v) / "state.json").exists() for v in config.variants)
+    taken = not resume and any((job.run_dir / "state.json").exists() for job in jobs)
     PartialState().wait_for_everyone()  # every rank looked before any rank writes
     if taken:
         raise RunDirExists(
@@ -900,49 +910,78 @@ def run_variants(
     created = not base.exists()
     base.mkdir(parents=True, exist_ok=True)
     try:
-        return _run_each_variant(config, base, resume, show_progress, allow_config_change)
+        return _run_jobs(config, base, jobs, resume, show_progress, allow_config_change)
     except BaseException:
         # Nothing started (a bad task or model stops the first variant before it trains): leave
         # no folder behind that holds only the config.
-        if created and PartialState().is_main_process and not any(base.glob("*/state.json")):
+        if created and PartialState().is_main_process and not any(base.rglob("state.json")):
             shutil.rmtree(base, ignore_errors=True)
         raise
 
 
-def _run_each_variant(
-    config: RunConfig, base: Path, resume: bool, show_progress: bool, allow_config_change: bool
+@dataclass(frozen=True)
+class _Job:
+    """One run of :func:`run_variants`: its key in the results, config and directory."""
+
+    key: str
+    variant: str | None
+    seed: int | None
+    config: RunConfig
+    run_dir: Path
+
+
+def _plan_runs(config: RunConfig, base: Path) -> list[_Job]:
+    jobs = []
+    for seed in config.seeds or [None]:
+        cfg = config if seed is None else dataclasses.replace(config, seed=seed, seeds=[])
+        folder = base if seed is None else base / f"seed={seed}"
+        for name, overrides in (config.variants or {None: {}}).items():
+            variant = cfg if name is None else dataclasses.replace(cfg.with_overrides(overrides), variants={})
+            key = " ".join(x for x in (name, None if seed is None else f"seed={seed}") if x)
+            run_dir = folder if name is None else folder / safe_name(name)
+            jobs.append(_Job(key, name, seed, variant, run_dir))
+    return jobs
+
+
+def _run_jobs(
+    config: RunConfig,
+    base: Path,
+    jobs: list[_Job],
+    resume: bool,
+    show_progress: bool,
+    allow_config_change: bool,
 ) -> dict[str, RunResult]:
     from accelerate import PartialState
 
     if PartialState().is_main_process and (not resume or not (base / "config.yaml").exists()):
         atomic_write_text(base / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     results = {}
-    n = len(config.variants)
-    took: list[float] = []  # wall seconds of the variants trained in this call
-    for i, (name, overrides) in enumerate(config.variants.items(), 1):
-        variant = config.with_overrides(overrides)
-        variant = dataclasses.replace(variant, variants={})
-        run_dir = base / safe_name(name)
-        cont = resume and (run_dir / "state.json").exists()
-        done_before = cont and read_json(run_dir / "state.json").get("status") == "finished"
+    n = len(jobs)
+    took: list[float] = []  # wall seconds of the runs trained in this call
+    for i, job in enumerate(jobs, 1):
+        cont = resume and (job.run_dir / "state.json").exists()
+        done_before = cont and read_json(job.run_dir / "state.json").get("status") == "finished"
         if show_progress and PartialState().is_main_process:
-            tqdm.write(f"== variant {i}/{n}: {name} ({run_dir}){_eta(took, n - i + 1)} ==")
+            what = "variant" if not config.seeds else "run"
+            label = job.key if config.seeds else job.variant
+            tqdm.write(f"== {what} {i}/{n}: {label} ({job.run_dir}){_eta(took, n - i + 1, what)} ==")
         start = time.perf_counter()
-        results[name] = run(
-            variant,
-            run_dir,
+        result = run(
+            job.config,
+            job.run_dir,
             resume=cont,
             show_progress=show_progress,
             allow_config_change=allow_config_change,
         )
-        if not (cont and done_before):  # a finished variant read back says nothing of the pace
+        results[job.key] = dataclasses.replace(result, variant=job.variant, seed=job.seed)
+        if not (cont and done_before):  # a finished run read back says nothing of the pace
             took.append(time.perf_counter() - start)
     return results
 
 
-def _eta(took: list[float], left: int) -> str:
-    """``", about 12 min left"`` for ``left`` variants at the mean pace of those in ``took``."""
+def _eta(took: list[float], left: int, what: str = "variant") -> str:
+    """``", about 12 min left"`` for ``left`` runs at the mean pace of those in ``took``."""
     if not took:
         return ""
     minutes = left * sum(took) / len(took) / 60
-    return f", about {minutes:.0f} min left at the pace of the variant{'s' if len(took) > 1 else ''} before"
+    return f", about {minutes:.0f} min left at the pace of the {what}{'s' if len(took) > 1 else ''} before"

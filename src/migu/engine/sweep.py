@@ -182,6 +182,12 @@ def plan_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> tuple[Path
         ConfigError: a grid point or a variant gives an invalid configuration (the message names it),
             or two points would share a folder.
     """
+    if base.seeds:
+        seeds = ",".join(map(str, base.seeds))
+        raise ConfigError(
+            f"seeds=[{seeds}] in a sweep: a sweep runs seeds as a grid key. Use --grid seed=[{seeds}] "
+            "and leave seeds out (seeds=[])."
+        )
     sweep_dir = Path(base.output_dir) / safe_name(base.name or "sweep")
     runs: list[SweepRun] = []
     seen: dict[str, dict[str, Any]] = {}

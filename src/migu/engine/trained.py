@@ -80,11 +80,16 @@ def evaluate_run(
         ``"general"`` (probe name -> ``{"acc", "acc_norm", "n"}``) when ``eval.general`` is set.
     """
     run_dir = Path(run_dir)
-    variants = sorted(p.parent.name for p in run_dir.glob("*/state.json"))
-    if not (run_dir / "state.json").exists() and variants:
+    # The parent of variants (NAME/<variant>) or of seeds (NAME/seed=<s>/<variant>).
+    runs = sorted(
+        str(p.parent.relative_to(run_dir))
+        for pattern in ("*/state.json", "seed=*/*/state.json")
+        for p in run_dir.glob(pattern)
+    )
+    if not (run_dir / "state.json").exists() and runs:
         raise FileNotFoundError(
-            f"{run_dir} holds the runs of variants {', '.join(variants)}: evaluate one of them, e.g. "
-            f"`migu eval {run_dir / variants[0]}`."
+            f"{run_dir} holds the runs of variants {', '.join(runs)}: evaluate one of them, e.g. "
+            f"`migu eval {run_dir / runs[0]}`."
         )
     with load_trained(run_dir, overrides, workdir="eval", show_progress=show_progress) as r:
         done = r.state["task"]
