@@ -50,6 +50,16 @@ def test_every_preset_is_a_valid_config():
         load_preset("nope")
 
 
+def test_the_embedded_default_compares_ft_and_migu_over_three_seeds_offline():
+    from migu.config.presets import DEFAULT_PRESET
+    from migu.data.packaged import PACKAGED_TASKS
+
+    cfg = run_config_from_dict(load_preset(DEFAULT_PRESET))
+    assert cfg.seeds == [0, 1, 2] and set(cfg.variants) == {"FT", "FT+MIGU"}
+    assert cfg.data.source == "packaged" and set(cfg.data.tasks) <= set(PACKAGED_TASKS)
+    assert not cfg.train.keep_checkpoint  # six runs of the main job leave no 260 MB checkpoints
+
+
 def test_order_config_errors():
     with pytest.raises(ConfigError, match=r"data.order=1 needs data.source=cl_benchmark"):
         run_config_from_dict({"data": {"order": 1}})

@@ -46,6 +46,13 @@ def test_each_variant_runs_once_per_seed_with_that_seed(tmp_path, tiny_models_di
     assert m0 != m1
     assert "over seeds 0, 1: mean ± std, %" in out and "FT+MIGU - FT, paired by seed (points):" in out
     assert f"next: migu report {base}" in out
+    # The report finds the four runs and groups them by variant, one group per variant over the seeds.
+    from migu.report.collect import group_runs, load_runs
+
+    runs, left_out = load_runs([base])
+    assert left_out == []
+    groups = group_runs(runs)
+    assert sorted((g.label, len(g.runs)) for g in groups) == [("FT", 2), ("FT+MIGU", 2)]
     assert main(["eval", str(base)]) == 2
     assert "holds the runs of variants seed=0/FT, seed=0/FT+MIGU, seed=1/FT" in capsys.readouterr().err
     # --resume of the parent: every run has finished, nothing to do.
@@ -126,8 +133,15 @@ def test_the_summary_over_seeds_against_a_hand_computation():
     )
 
 
-def test_a_sweep_refuses_seeds_and_names_the_grid_key():
+def test_a_sweep_runs_the_configs_seeds_as_its_last_grid_key():
     from migu.engine.sweep import plan_sweep
 
-    with pytest.raises(ConfigError, match=r"Use --grid seed=\[0,1\] and leave seeds out"):
-        plan_sweep(run_config_from_dict({"seeds": [0, 1]}), {"migu.threshold": [0.5]})
+    _, runs = plan_sweep(run_config_from_dict({"seeds": [0, 1]}), {"migu.threshold": [0.5, 0.9]})
+    assert [(r.point["migu.threshold"], r.point["seed"], r.config.seed, r.config.seeds) for r in runs] == [
+        (0.5, 0, 0, []),
+        (0.5, 1, 1, []),
+        (0.9, 0, 0, []),
+        (0.9, 1, 1, []),
+    ]
+    with pytest.raises(ConfigError, match=r"the grid sets seed: keep one of the two"):
+        plan_sweep(run_config_from_dict({"seeds": [0, 1]}), {"seed": [0, 1]})

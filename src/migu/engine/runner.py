@@ -953,8 +953,23 @@ def _run_jobs(
 ) -> dict[str, RunResult]:
     from accelerate import PartialState
 
-    if PartialState().is_main_process and (not resume or not (base / "config.yaml").exists()):
-        atomic_write_text(base / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    # The config above the runs; with seeds, also one per seed folder (that seed's config with its
+    # variants), as a sweep writes at each point: reports find a run's variant there, and
+    # `migu run --resume <name>/seed=N` continues one seed.
+    configs = {base: config}
+    if config.seeds:
+        configs.update(
+            {
+                job.run_dir.parent: dataclasses.replace(config, seed=job.seed, seeds=[])
+                for job in jobs
+                if config.variants
+            }
+        )
+    if PartialState().is_main_process:
+        for folder, cfg in configs.items():
+            if not resume or not (folder / "config.yaml").exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(folder / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     results = {}
     n = len(jobs)
     took: list[float] = []  # wall seconds of the runs trained in this call

@@ -173,7 +173,8 @@ def plan_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> tuple[Path
 
     Args:
         base: The configuration every point starts from (its ``variants`` are run at each point).
-        grid: Dotted key -> values (see :func:`parse_grid`).
+        grid: Dotted key -> values (see :func:`parse_grid`). A base config with ``seeds`` adds
+            them as the grid key ``seed``, last.
 
     Returns:
         ``(sweep_dir, runs)`` with ``sweep_dir = <output_dir>/<name or "sweep">``.
@@ -183,11 +184,14 @@ def plan_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]]) -> tuple[Path
             or two points would share a folder.
     """
     if base.seeds:
-        seeds = ",".join(map(str, base.seeds))
-        raise ConfigError(
-            f"seeds=[{seeds}] in a sweep: a sweep runs seeds as a grid key. Use --grid seed=[{seeds}] "
-            "and leave seeds out (seeds=[])."
-        )
+        # A sweep runs seeds as a grid key: the config's seeds become the last one.
+        if "seed" in grid:
+            raise ConfigError(
+                f"the config runs seeds={base.seeds} and the grid sets seed: keep one of the two "
+                "(--grid seed=[...] with seeds=[], or no seed in the grid)."
+            )
+        grid = {**grid, "seed": list(base.seeds)}
+        base = dataclasses.replace(base, seeds=[])
     sweep_dir = Path(base.output_dir) / safe_name(base.name or "sweep")
     runs: list[SweepRun] = []
     seen: dict[str, dict[str, Any]] = {}
