@@ -181,20 +181,29 @@ def _family(variant: str | None) -> str:
     return (variant or "").split("+")[0]
 
 
+#: The variants a point of a family needs before any of its runs is shown: the method, with MIGU and
+#: with a random mask. The other controls (weight, gradient, official) are shown wherever they ran,
+#: and compared only on the points they share (paired tables), so a control run on fewer orders does
+#: not remove points from the main comparison.
+CORE = ("", "+MIGU", "+random")
+
+
 def complete_pairs(runs: list[RunRecord]) -> list[RunRecord]:
-    """The runs of the (task order, seed) points at which every variant of their family (FT or
-    LoRA) has finished.
+    """The runs of the (task order, seed) points at which every core variant of their family (FT or
+    LoRA; see :data:`CORE`) has finished.
 
     A sweep in progress has some points with fewer variants; a mean over different points would
     compare methods on different seeds and orders. Families are completed separately, so LoRA
     controls that cover fewer orders do not remove FT points.
     """
-    variants: dict[str, set] = defaultdict(set)
+    core: dict[str, set] = defaultdict(set)
     by_key: dict[tuple, set] = defaultdict(set)
     for r in runs:
-        variants[_family(r.variant)].add(r.variant)
-        by_key[(_family(r.variant), _pair_key(r))].add(r.variant)
-    keep = {k for k, v in by_key.items() if v == variants[k[0]]}
+        family = _family(r.variant)
+        if (r.variant or "") in {family + c for c in CORE}:
+            core[family].add(r.variant)
+            by_key[(family, _pair_key(r))].add(r.variant)
+    keep = {k for k, v in by_key.items() if v == core[k[0]]}
     return [r for r in runs if (_family(r.variant), _pair_key(r)) in keep]
 
 

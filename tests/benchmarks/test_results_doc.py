@@ -105,3 +105,28 @@ def test_families_are_completed_separately_and_both_sides_are_paired(tmp_path):
     assert first == ["1", "0", "-20.0", "-5.0", "+15.0", "+2.5"]
     last = [c.strip() for c in rows[2].split("|")[2:-1]]
     assert last == ["1", "1", "-2.0", "-8.0", "+1.0", "-7.5"]
+
+
+def test_a_control_run_at_fewer_points_removes_no_point_of_the_main_comparison(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import complete_pairs
+
+    from migu.report.collect import load_runs
+
+    names = ("FT", "FT+MIGU", "FT+random", "FT+weight")
+    variants = {n: {"migu.enabled": n != "FT"} for n in names}
+    ran = {0: names, 1: names[:3], 2: ("FT", "FT+MIGU", "FT+weight")}  # seed 2: FT+random not finished
+    for seed, here in ran.items():
+        point = tmp_path / f"seed={seed}"
+        point.mkdir()
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": variants}))
+        for name in here:
+            cfg = {"seed": seed, "data": {"order": 1}, "migu": {"enabled": name != "FT"}}
+            write_fake_run(point / name, cfg, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]])
+    runs, _ = load_runs([tmp_path])
+    kept = sorted((r.variant, r.seed) for r in complete_pairs(runs))
+    # FT+weight ran at seeds 0 and 2 only: seed 1 stays; seed 2 goes because a core variant is missing.
+    assert kept == sorted([(n, 0) for n in names] + [(n, 1) for n in names[:3]])
