@@ -253,6 +253,98 @@ def _controls(metric: str) -> Callable[[], str]:
     return _if_any(CONTROLS, lambda runs: table(runs, metric))
 
 
+# ------------------------------------------------------------------------------------ threshold curve
+THRESHOLD = "threshold"
+FIGURE_THRESHOLD = ROOT / "docs" / "figures" / "threshold.png"
+_CURVE = ("FT+MIGU", "FT+random")
+
+
+def threshold_points(runs_threshold: list[RunRecord], runs_controls: list[RunRecord]) -> dict[str, dict]:
+    """``{variant: {T: {seed: run}}}`` for FT+MIGU and FT+random on order 1, and FT (T = 0: no row
+    masked) from the controls; only the (T, seed) points at which both curves finished."""
+    points: dict[str, dict] = {v: defaultdict(dict) for v in (*_CURVE, "FT")}
+    for run in runs_threshold + runs_controls:
+        cfg = flatten(run.config)
+        if cfg.get("data.order") != 1 or cfg.get("eval.label_space") != "options":
+            continue
+        if run.variant == "FT":
+            points["FT"][0.0][run.seed] = run
+        elif run.variant in _CURVE:
+            points[run.variant][float(cfg["migu.threshold"])][run.seed] = run
+    for t in set(points[_CURVE[0]]) | set(points[_CURVE[1]]):
+        shared = set(points[_CURVE[0]].get(t, {})) & set(points[_CURVE[1]].get(t, {}))
+        for v in _CURVE:
+            points[v][t] = {s: r for s, r in points[v].get(t, {}).items() if s in shared}
+            if not points[v][t]:
+                del points[v][t]
+    return points
+
+
+def _pct(runs: Sequence[RunRecord], metric: str) -> str:
+    values = [100.0 * r.metrics[metric] for r in runs]
+    mean, std = mean_std(values)
+    return f"{mean:.1f} ± {std:.1f}" if std is not None else f"{mean:.1f}"
+
+
+def threshold_table(points: dict[str, dict]) -> str:
+    """Per threshold T: AA, BWT and learning accuracy of FT+MIGU and FT+random, and the paired
+    difference of AA; T = 0 is plain FT."""
+    lines = [
+        "Order 1, options protocol; mean ± std over seeds, %; T = fraction of rows masked each step "
+        "(T = 0: plain FT)",
+        "",
+        "| T | seeds | AA MIGU | AA random | AA MIGU - random (paired) | BWT MIGU | BWT random "
+        "| LA MIGU | LA random |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ft = list(points["FT"].get(0.0, {}).values())
+    if ft:
+        seeds = ", ".join(str(r.seed) for r in sorted(ft, key=lambda r: r.seed))
+        aa, bwt, la = (
+            _pct(ft, m) for m in ("final_average_accuracy", "backward_transfer", "learning_accuracy")
+        )
+        lines.append(f"| 0 (FT) | {seeds} | {aa} | {aa} |  | {bwt} | {bwt} | {la} | {la} |")
+    for t in sorted(points[_CURVE[0]]):
+        mig, rnd = points[_CURVE[0]][t], points[_CURVE[1]][t]
+        seeds = sorted(mig)
+        diffs = [
+            100.0 * (mig[s].metrics["final_average_accuracy"] - rnd[s].metrics["final_average_accuracy"])
+            for s in seeds
+        ]
+        mean, std = mean_std(diffs)
+        paired = f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
+        m, r = [mig[s] for s in seeds], [rnd[s] for s in seeds]
+        lines.append(
+            f"| {t:g} | {', '.join(map(str, seeds))} | {_pct(m, 'final_average_accuracy')} "
+            f"| {_pct(r, 'final_average_accuracy')} | {paired} | {_pct(m, 'backward_transfer')} "
+            f"| {_pct(r, 'backward_transfer')} | {_pct(m, 'learning_accuracy')} | {_pct(r, 'learning_accuracy')} |"
+        )
+    return "\n".join(lines)
+
+
+def threshold_figure(points: dict[str, dict]) -> bytes | None:
+    """The curve as `migu report` draws it (``migu.report.plots.threshold_curve``): AA against T."""
+    from migu.report.plots import threshold_curve
+
+    series = {}
+    for v in _CURVE:
+        pts = []
+        for t, runs in points[v].items():
+            mean, std = mean_std([100.0 * r.metrics["final_average_accuracy"] for r in runs.values()])
+            pts.append((t, mean, std))
+        if pts:
+            series[v] = pts
+    if not series:
+        return None
+    ft = [100.0 * r.metrics["final_average_accuracy"] for r in points["FT"].get(0.0, {}).values()]
+    baselines = {"FT (T = 0)": statistics.fmean(ft)} if ft else {}
+    return threshold_curve(series, baselines, "final average accuracy (AA), %")
+
+
+def _threshold_points() -> dict[str, dict]:
+    return threshold_points(_runs(THRESHOLD), _runs(CONTROLS))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "protocol-all-matrix": _if_any("protocol-all", matrix_table),
     "controls-aa": _controls("final_average_accuracy"),
@@ -271,6 +363,7 @@ TABLES: dict[str, Callable[[], str]] = {
         CONTROLS, lambda r: seed_spread_table(r, "final_average_accuracy", "Final average accuracy")
     ),
     "controls-per-task": _if_any(CONTROLS, per_task_table),
+    "threshold": lambda: threshold_table(_threshold_points()),
     "controls-sides": _if_any(CONTROLS, lambda r: sides_table(r, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))),
 }
 
@@ -302,6 +395,13 @@ def main() -> int:
             return 1
         print("docs/results.md matches results/")
         return 0
+    figure = threshold_figure(_threshold_points())
+    if figure is not None:
+        FIGURE_THRESHOLD.parent.mkdir(parents=True, exist_ok=True)
+        tmp_png = FIGURE_THRESHOLD.with_suffix(".png.tmp")
+        tmp_png.write_bytes(figure)
+        tmp_png.replace(FIGURE_THRESHOLD)
+        print(f"drew {FIGURE_THRESHOLD.relative_to(ROOT)}")
     if new != old:
         tmp = DOC.with_suffix(".md.tmp")
         tmp.write_text(new, encoding="utf-8")
