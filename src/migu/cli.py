@@ -1,6 +1,6 @@
 """The ``migu`` command line.
 
-migu run                                   # the embedded default: FT vs FT+MIGU, MiniLM, offline
+migu run                                   # the embedded default: FT vs FT+MIGU, MiniLM, 3 seeds, offline
 migu run config.yaml train.lr=1e-4         # a config file with key=value overrides
 migu run migu.threshold=0.5                # the default with overrides
 migu run --resume runs/default             # continue a killed run (or all variants of one)
@@ -26,7 +26,8 @@ __all__ = ["main"]
 _EXAMPLES = "examples:\n" + __doc__.split("\n", 2)[2]
 #: ``migu run --help``'s examples.
 _RUN_EXAMPLES = """examples:
-migu run                                      # the embedded default (preset `default`): FT vs FT+MIGU, offline
+migu run                                      # the embedded default (preset `default`): FT vs FT+MIGU, 3 seeds, offline
+migu run config.yaml seeds=[0,1,2]            # every variant once per seed, then mean ± std and paired differences
 migu run config.yaml train.lr=1e-4            # a config file with key=value overrides (values are YAML)
 migu run --preset cpu-standard-minilm-small data.order=2 seed=1   # a preset (see `migu list`)
 migu run migu.enabled=true data.tasks=[a,b]   # the default with overrides

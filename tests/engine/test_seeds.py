@@ -89,6 +89,8 @@ def test_seeds_config_errors_name_the_fix():
         run_config_from_dict({"seeds": ["a"]})
     with pytest.raises(ConfigError, match="variants.A sets seed, and seeds=.* drop seed from the variant"):
         run_config_from_dict({"seeds": [0, 1], "variants": {"A": {"seed": 3}}})
+    with pytest.raises(ConfigError, match=r"seed=5 with seeds=\[0, 1\].* give seeds=\[5\]"):
+        run_config_from_dict({"seeds": [0, 1], "seed": 5})
     assert run_config_from_dict({"seeds": 2}).seeds == [2]
 
 

@@ -489,6 +489,11 @@ class RunConfig(Schema):
             raise ConfigError(f"seeds={self.seeds} repeats a seed: each seed is one run of every variant.")
         if not self.seeds:
             return
+        if self.seed != 0:  # seeds decides; a seed given beside it would be silently unused
+            raise ConfigError(
+                f"seed={self.seed} with seeds={self.seeds}: seeds runs every variant with each of its seeds. "
+                f"For seed {self.seed} alone give seeds=[{self.seed}] (or seeds=[] seed={self.seed})."
+            )
         for vname, overrides in self.variants.items():
             for key in ("seed", "seeds"):
                 if key in overrides:
