@@ -326,19 +326,17 @@ def threshold_figure(points: dict[str, dict]) -> bytes | None:
     """The curve as `migu report` draws it (``migu.report.plots.threshold_curve``): AA against T."""
     from migu.report.plots import threshold_curve
 
-    series = {}
-    for v in _CURVE:
-        pts = []
-        for t, runs in points[v].items():
-            mean, std = mean_std([100.0 * r.metrics["final_average_accuracy"] for r in runs.values()])
-            pts.append((t, mean, std))
-        if pts:
-            series[v] = pts
+    def point(t: float, runs: dict) -> tuple[float, float, float | None]:
+        return (t, *mean_std([100.0 * r.metrics["final_average_accuracy"] for r in runs.values()]))
+
+    series = {v: [point(t, runs) for t, runs in points[v].items()] for v in _CURVE if points[v]}
     if not series:
         return None
-    ft = [100.0 * r.metrics["final_average_accuracy"] for r in points["FT"].get(0.0, {}).values()]
-    baselines = {"FT (T = 0)": statistics.fmean(ft)} if ft else {}
-    return threshold_curve(series, baselines, "final average accuracy (AA), %")
+    ft = points["FT"].get(0.0)
+    if ft:  # T = 0 masks nothing: both curves start at plain FT
+        for pts in series.values():
+            pts.append(point(0.0, ft))
+    return threshold_curve(series, {}, "final average accuracy (AA), %")
 
 
 def _threshold_points() -> dict[str, dict]:
