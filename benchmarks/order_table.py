@@ -32,7 +32,7 @@ METRICS = {
 }
 
 
-def _cell(values: list[float], scale: float, digits: int) -> str:
+def mean_std_cell(values: list[float], scale: float, digits: int) -> str:
     if not values:
         return ""
     mean, std = mean_std(values)  # std is None for one value
@@ -77,7 +77,7 @@ def table(runs: list[RunRecord], metric: str, column: str = "data.order", rows: 
         "|---|" + "---:|" * (len(cols) + 2),
     ]
     for m in methods:
-        row = [_cell(cells.get((m, c), []), scale, digits) for c in cols]
+        row = [mean_std_cell(cells.get((m, c), []), scale, digits) for c in cols]
         means = [statistics.fmean(cells[(m, c)]) for c in cols if cells.get((m, c))]
         avg = f"{statistics.fmean(means) * scale:.{digits}f}" if len(means) == len(cols) else ""
         n = ", ".join(str(s) for s in sorted(seeds[m], key=str))

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from order_table import per_task_table, table  # noqa: E402
+from order_table import mean_std_cell, per_task_table, table  # noqa: E402
 
 from migu.report.collect import NotARunDir, RunRecord, flatten, load_runs, mean_std  # noqa: E402
 
@@ -281,9 +281,8 @@ def threshold_points(runs_threshold: list[RunRecord], runs_controls: list[RunRec
 
 
 def _pct(runs: Sequence[RunRecord], metric: str) -> str:
-    values = [100.0 * r.metrics[metric] for r in runs]
-    mean, std = mean_std(values)
-    return f"{mean:.1f} ± {std:.1f}" if std is not None else f"{mean:.1f}"
+    """Mean ± std in %, rounded as the controls tables round them (the same cell reads the same)."""
+    return mean_std_cell([r.metrics[metric] for r in runs], 100.0, 1)
 
 
 def threshold_table(points: dict[str, dict]) -> str:
