@@ -232,8 +232,11 @@ def test_task_epochs_set_the_steps_of_one_task(tiny_models_dir, tiny_benchmark, 
     result = run(run_config_from_dict(cfg), show_progress=False)
     # 24 training records, batch 4: 6 steps for agnews (1 epoch), 12 for sst2 (2 epochs).
     assert result.metrics["optimizer_steps"] == 18
-    cfg["train"]["task_epochs"] = {"yelp": 2}
-    with pytest.raises(ConfigError, match="train.task_epochs names yelp, not in data.tasks"):
+    # A near-miss of a task's name is an error; a task of another sequence is unused (a preset's
+    # task_epochs must not block data.tasks=[...] on the command line).
+    assert run_config_from_dict({**cfg, "train": {"task_epochs": {"yelp": 2}}}).data.tasks == ["agnews", "sst2"]
+    cfg["train"]["task_epochs"] = {"sst3": 2}
+    with pytest.raises(ConfigError, match=r"train.task_epochs names sst3 \(did you mean sst2\?\), not in data.tasks"):
         run_config_from_dict(cfg)
     with pytest.raises(ConfigError, match=r"train.task_epochs.sst2=0 is out of range"):
         run_config_from_dict({**cfg, "train": {"task_epochs": {"sst2": 0}}})

@@ -12,6 +12,7 @@ and what is allowed in the message.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,7 +230,8 @@ class TrainConfig(OptimConfig):
 
     Args:
         task_epochs: Per task name, epochs that replace ``epochs`` for that task, e.g.
-            ``{dbpedia: 0.5, yahoo: 2}``; every name must be one of ``data.tasks``.
+            ``{dbpedia: 0.5, yahoo: 2}``; names not in ``data.tasks`` are unused, except a near
+            miss of one of them, which is an error (a typo).
         max_steps_per_task: Cap on optimizer steps per task (``None``: no cap).
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"``.
         checkpoint_every: Save every this many optimizer steps; ``0``: only at task boundaries.
@@ -468,10 +470,16 @@ class RunConfig(Schema):
             check_dir_name("name", self.name)  # the name becomes a directory under output_dir
         nonempty("output_dir", self.output_dir)
         self._range("seed", 0)
+        # A name close to a task of the sequence is a typo; any other name belongs to another
+        # sequence (a preset's task_epochs after data.tasks=[...] on the command line) and is unused.
         unknown = sorted(set(self.train.task_epochs) - set(self.data.tasks))
-        if unknown:
+        typos = [(n, difflib.get_close_matches(n, self.data.tasks, n=1)) for n in unknown]
+        typos = [(n, m[0]) for n, m in typos if m]
+        if typos:
             raise ConfigError(
-                f"train.task_epochs names {', '.join(unknown)}, not in data.tasks; allowed: {', '.join(self.data.tasks)}."
+                "train.task_epochs names "
+                + ", ".join(f"{n} (did you mean {m}?)" for n, m in typos)
+                + f", not in data.tasks; allowed: {', '.join(self.data.tasks)}."
             )
         if self.method.name == "osf" and self.migu.enabled:
             raise ConfigError(
