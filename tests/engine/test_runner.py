@@ -234,9 +234,14 @@ def test_task_epochs_set_the_steps_of_one_task(tiny_models_dir, tiny_benchmark, 
     assert result.metrics["optimizer_steps"] == 18
     # A near-miss of a task's name is an error; a task of another sequence is unused (a preset's
     # task_epochs must not block data.tasks=[...] on the command line).
-    assert run_config_from_dict({**cfg, "train": {"task_epochs": {"yelp": 2}}}).data.tasks == ["agnews", "sst2"]
+    assert run_config_from_dict({**cfg, "train": {"task_epochs": {"yelp": 2}}}).data.tasks == [
+        "agnews",
+        "sst2",
+    ]
     cfg["train"]["task_epochs"] = {"sst3": 2}
-    with pytest.raises(ConfigError, match=r"train.task_epochs names sst3 \(did you mean sst2\?\), not in data.tasks"):
+    with pytest.raises(
+        ConfigError, match=r"train.task_epochs names sst3 \(did you mean sst2\?\), not in data.tasks"
+    ):
         run_config_from_dict(cfg)
     with pytest.raises(ConfigError, match=r"train.task_epochs.sst2=0 is out of range"):
         run_config_from_dict({**cfg, "train": {"task_epochs": {"sst2": 0}}})
