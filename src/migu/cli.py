@@ -45,13 +45,10 @@ def _split_config(args: list[str]) -> tuple[str | None, list[str]]:
 
 def _say_if_nothing_to_do(target: Path) -> None:
     """Tell the user when ``--resume`` finds only finished runs (their results are printed again)."""
-    from migu.engine.rundir import read_json
+    from migu.engine.rundir import read_json, runs_below
 
-    states = (
-        [target / "state.json"]
-        if (target / "state.json").exists()
-        else [*target.glob("*/state.json"), *target.glob("seed=*/*/state.json")]
-    )
+    runs = [target] if (target / "state.json").exists() else runs_below(target)
+    states = [run / "state.json" for run in runs]
     try:
         statuses = [read_json(p).get("status") for p in states]
     except (OSError, ValueError):

@@ -42,7 +42,9 @@ __all__ = [
     "latest_complete",
     "lock_run_dir",
     "read_json",
+    "runs_below",
     "safe_name",
+    "seed_folder",
     "swap_in",
     "write_json",
     "write_matrix",
@@ -61,6 +63,19 @@ def safe_name(name: str) -> str:
     ``FT+MIGU_official_``), so that ``--resume``, sweeps and reports find the same folders.
     """
     return re.sub(r"[^\w.+=-]", "_", name)
+
+
+def seed_folder(seed: int) -> str:
+    """The folder of one seed of a run with ``seeds: [...]`` (``<name>/seed=<s>/<variant>``), named as
+    a sweep names its grid point ``{seed: s}``."""
+    return f"seed={seed}"
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """The run directories one level below ``folder`` (its variants, or its seeds without variants)
+    and two levels below it in seed folders (``seed=<s>/<variant>``); checkpoints are not runs."""
+    found = [*folder.glob("*/state.json"), *folder.glob("seed=*/*/state.json")]  # seed_folder's names
+    return sorted(p.parent for p in found if not p.parent.name.startswith("checkpoint"))
 
 
 def _umask() -> int:

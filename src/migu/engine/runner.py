@@ -51,6 +51,7 @@ from migu.engine.rundir import (
     lock_run_dir,
     read_json,
     safe_name,
+    seed_folder,
     swap_in,
     write_json,
     write_matrix,
@@ -934,7 +935,7 @@ def _plan_runs(config: RunConfig, base: Path) -> list[_Job]:
     jobs = []
     for seed in config.seeds or [None]:
         cfg = config if seed is None else dataclasses.replace(config, seed=seed, seeds=[])
-        folder = base if seed is None else base / f"seed={seed}"
+        folder = base if seed is None else base / seed_folder(seed)
         for name, overrides in (config.variants or {None: {}}).items():
             variant = cfg if name is None else dataclasses.replace(cfg.with_overrides(overrides), variants={})
             key = " ".join(x for x in (name, None if seed is None else f"seed={seed}") if x)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from migu.engine.config import load_run_config, parse_overrides
-from migu.engine.rundir import read_json, write_json
+from migu.engine.rundir import read_json, runs_below, write_json
 from migu.engine.runner import _Run
 from migu.engine.tasks import load_tasks
 
@@ -81,11 +81,7 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     # The parent of variants (NAME/<variant>) or of seeds (NAME/seed=<s>/<variant>).
-    runs = sorted(
-        str(p.parent.relative_to(run_dir))
-        for pattern in ("*/state.json", "seed=*/*/state.json")
-        for p in run_dir.glob(pattern)
-    )
+    runs = [str(p.relative_to(run_dir)) for p in runs_below(run_dir)]
     if not (run_dir / "state.json").exists() and runs:
         raise FileNotFoundError(
             f"{run_dir} holds the runs of variants {', '.join(runs)}: evaluate one of them, e.g. "
