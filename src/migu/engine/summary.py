@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 
 from migu.engine.runner import RunResult
+from migu.eval.metrics import mean_std
 
 __all__ = ["format_comparison", "format_matrix", "format_over_seeds"]
 
@@ -101,9 +101,8 @@ def _values(runs: Sequence[RunResult], key: str) -> list[float]:
 def _mean_std(values: Sequence[float]) -> str:
     if not values:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
+    mean, std = mean_std(values)
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
 
 
 def format_over_seeds(results: Mapping[str, RunResult]) -> str:
@@ -155,10 +154,9 @@ def format_over_seeds(results: Mapping[str, RunResult]) -> str:
             if not diffs:
                 continue
             each = " ".join(f"{d:+.1f}" for d in diffs)
-            mean = statistics.fmean(diffs)
+            mean, sd = mean_std(diffs)
             line = f"  {label:<4}{mean:+.1f}"
-            if len(diffs) > 1:
-                sd = statistics.stdev(diffs)
+            if sd is not None:
                 verdict = "larger than its spread" if abs(mean) > sd else "within its spread"
                 higher = sum(d > 0 for d in diffs)
                 line += f" ± {sd:.1f}   per seed: {each}   ({higher} of {len(diffs)} higher; {verdict})"

@@ -27,10 +27,12 @@ and it is then NaN. A run in progress has fewer rows: :func:`summarize` accepts 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "mean_std",
     "average_incremental_accuracy",
     "backward_transfer",
     "final_average_accuracy",
@@ -327,3 +329,14 @@ def summarize(R: Any, *, allow_missing: bool = False) -> dict[str, float]:
         "forgetting": _forgetting_at(rows, k),
         "learning_accuracy": _learning_accuracy_at(rows, k),
     }
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (``None`` for fewer than two values).
+
+    Raises:
+        ValueError: no values.
+    """
+    if not values:
+        raise ValueError("mean_std of no values")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)

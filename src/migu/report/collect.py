@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from migu.engine.rundir import safe_name
+from migu.eval.metrics import mean_std  # noqa: F401  (re-exported: reports and benchmarks use it from here)
 
 __all__ = [
     "Group",
@@ -422,17 +423,6 @@ class Group:
                 row.append(statistics.fmean(vals) if vals else float("nan"))
             out.append(row)
         return out
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (``None`` for fewer than two values).
-
-    Raises:
-        ValueError: no values.
-    """
-    if not values:
-        raise ValueError("mean_std of no values")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def _group_key_values(run: RunRecord) -> dict[str, Any]:
