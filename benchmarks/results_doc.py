@@ -342,6 +342,28 @@ def _threshold_points() -> dict[str, dict]:
     return threshold_points(_runs(THRESHOLD), _runs(CONTROLS))
 
 
+# -------------------------------------------------------------------------------------- Long sequence
+LONG = "long"
+#: Each MIGU variant against its method on the Long orders (pairs without runs are left out).
+LONG_PAIRS = (
+    ("FT+MIGU", "FT"),
+    ("LoRA+MIGU", "LoRA"),
+    ("IncLoRA+MIGU", "IncLoRA"),
+    ("O-LoRA+MIGU", "O-LoRA"),
+    ("LoRA+replay+MIGU", "LoRA+replay"),
+)
+#: Table-name suffix -> (metrics.json key, title).
+_SHORT = {
+    "aa": ("final_average_accuracy", "Final average accuracy"),
+    "la": ("learning_accuracy", "Learning accuracy"),
+    "bwt": ("backward_transfer", "Backward transfer"),
+}
+
+
+def _long_paired(metric: str, title: str) -> Callable[[], str]:
+    return _if_any(LONG, lambda r: paired_table(r, LONG_PAIRS, metric, title))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "protocol-all-matrix": _if_any("protocol-all", matrix_table),
     "controls-aa": _controls("final_average_accuracy"),
@@ -362,6 +384,10 @@ TABLES: dict[str, Callable[[], str]] = {
     "controls-per-task": _if_any(CONTROLS, per_task_table),
     "threshold": lambda: threshold_table(_threshold_points()),
     "controls-sides": _if_any(CONTROLS, lambda r: sides_table(r, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))),
+    **{f"long-{key}": _if_any(LONG, lambda r, m=metric: table(r, m)) for key, (metric, _) in _SHORT.items()},
+    **{f"long-paired-{key}": _long_paired(*spec) for key, spec in _SHORT.items()},
+    "long-per-task": _if_any(LONG, per_task_table),
+    "long-sides": _if_any(LONG, lambda r: sides_table(r, LONG_PAIRS)),
 }
 
 

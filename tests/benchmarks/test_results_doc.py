@@ -130,3 +130,45 @@ def test_a_control_run_at_fewer_points_removes_no_point_of_the_main_comparison(t
     kept = sorted((r.variant, r.seed) for r in complete_pairs(runs))
     # FT+weight ran at seeds 0 and 2 only: seed 1 stays; seed 2 goes because a core variant is missing.
     assert kept == sorted([(n, 0) for n in names] + [(n, 1) for n in names[:3]])
+
+
+def test_long_tables_read_a_learned_and_final_matrix(tmp_path):
+    """eval.rows: learned-and-final leaves R[1][2], R[1][3], R[2][1], R[2][3] unevaluated (null in
+    matrix.json); the per-task view needs only R[i][i] and the last row, the paired table only metrics."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from order_table import per_task_table
+    from results_doc import LONG_PAIRS, complete_pairs, paired_table
+
+    from migu.report.collect import load_runs
+
+    variants = {"FT": {"migu.enabled": False}, "FT+MIGU": {"migu.enabled": True}}
+    tasks = ("a", "b", "c")
+    diag_final = {"FT": ((0.8, 0.6, 0.9), (0.4, 0.5, 0.9)), "FT+MIGU": ((0.7, 0.6, 0.8), (0.6, 0.6, 0.8))}
+    for seed in (0, 1):
+        point = tmp_path / f"seed={seed}"
+        point.mkdir()
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": variants}))
+        for name, (diag, final) in diag_final.items():
+            matrix = [
+                [0.1, 0.2, 0.3],
+                [diag[0], None, None],
+                [None, diag[1], None],
+                list(final),
+            ]
+            la = sum(diag) / 3 + 0.01 * seed  # the seeds differ by a known amount
+            cfg = {"seed": seed, "data": {"order": 4}, "migu": {"enabled": name == "FT+MIGU"}}
+            write_fake_run(point / name, cfg, matrix, tasks=tasks, metrics={"learning_accuracy": la})
+    runs = complete_pairs(load_runs([tmp_path])[0])
+    per_task = per_task_table(runs)
+    ft_row = next(line for line in per_task.splitlines() if line.startswith("| FT |"))
+    assert [c.strip() for c in ft_row.split("|")[2:-1]] == ["80.0 -> 40.0", "60.0 -> 50.0", "90.0 -> 90.0", "2"]
+    migu_row = next(line for line in per_task.splitlines() if line.startswith("| FT+MIGU |"))
+    assert [c.strip() for c in migu_row.split("|")[2:-1]] == ["70.0 -> 60.0", "60.0 -> 60.0", "80.0 -> 80.0", "2"]
+    paired = paired_table(runs, LONG_PAIRS, "learning_accuracy", "Learning accuracy")
+    row = next(line for line in paired.splitlines() if line.startswith("| FT+MIGU - FT |"))
+    # LA: FT (0.8 + 0.6 + 0.9) / 3 = 76.67, FT+MIGU 70.0 -> -6.7 at both seeds; LoRA pairs absent.
+    assert [c.strip() for c in row.split("|")[2:-1]] == ["2", "-6.7 ± 0.0", "0 / 0 / 2", "0.500", "-6.7, -6.7"]
+    assert "LoRA" not in paired
