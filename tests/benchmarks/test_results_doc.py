@@ -164,11 +164,27 @@ def test_long_tables_read_a_learned_and_final_matrix(tmp_path):
     runs = complete_pairs(load_runs([tmp_path])[0])
     per_task = per_task_table(runs)
     ft_row = next(line for line in per_task.splitlines() if line.startswith("| FT |"))
-    assert [c.strip() for c in ft_row.split("|")[2:-1]] == ["80.0 -> 40.0", "60.0 -> 50.0", "90.0 -> 90.0", "2"]
+    assert [c.strip() for c in ft_row.split("|")[2:-1]] == [
+        "80.0 -> 40.0",
+        "60.0 -> 50.0",
+        "90.0 -> 90.0",
+        "2",
+    ]
     migu_row = next(line for line in per_task.splitlines() if line.startswith("| FT+MIGU |"))
-    assert [c.strip() for c in migu_row.split("|")[2:-1]] == ["70.0 -> 60.0", "60.0 -> 60.0", "80.0 -> 80.0", "2"]
+    assert [c.strip() for c in migu_row.split("|")[2:-1]] == [
+        "70.0 -> 60.0",
+        "60.0 -> 60.0",
+        "80.0 -> 80.0",
+        "2",
+    ]
     paired = paired_table(runs, LONG_PAIRS, "learning_accuracy", "Learning accuracy")
     row = next(line for line in paired.splitlines() if line.startswith("| FT+MIGU - FT |"))
     # LA: FT (0.8 + 0.6 + 0.9) / 3 = 76.67, FT+MIGU 70.0 -> -6.7 at both seeds; LoRA pairs absent.
-    assert [c.strip() for c in row.split("|")[2:-1]] == ["2", "-6.7 ± 0.0", "0 / 0 / 2", "0.500", "-6.7, -6.7"]
+    assert [c.strip() for c in row.split("|")[2:-1]] == [
+        "2",
+        "-6.7 ± 0.0",
+        "0 / 0 / 2",
+        "0.500",
+        "-6.7, -6.7",
+    ]
     assert "LoRA" not in paired
