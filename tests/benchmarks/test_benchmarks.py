@@ -46,6 +46,14 @@ def test_every_preset_is_a_valid_config():
     instruct = run_config_from_dict(load_preset("cpu-instruct-smollm2"))
     assert instruct.method.name == "lora" and set(instruct.variants) == {"LoRA", "LoRA+MIGU"}
     assert "copa" in instruct.eval.general and "copa" not in instruct.data.tasks
+    # The generative Standard preset is task-label-free: free generation scored by exact match.
+    gen = run_config_from_dict(load_preset("cpu-standard-smollm2"))
+    assert (gen.eval.metric, gen.eval.label_space, gen.model.name) == (
+        "exact_match",
+        "all",
+        "SmolLM2-135M-Instruct",
+    )
+    assert set(gen.variants) == {"FT", "FT+MIGU", "LoRA", "LoRA+MIGU"}
     with pytest.raises(ValueError, match="preset 'nope' is not one of"):
         load_preset("nope")
 
