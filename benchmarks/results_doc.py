@@ -285,16 +285,23 @@ def _pct(runs: Sequence[RunRecord], metric: str) -> str:
     return mean_std_cell([r.metrics[metric] for r in runs], 100.0, 1)
 
 
+def _paired_cell(a: dict, b: dict, seeds: Sequence[int], metric: str) -> str:
+    """Mean ± std over ``seeds`` of ``a[seed] - b[seed]`` for ``metric``, in points."""
+    diffs = [100.0 * (a[s].metrics[metric] - b[s].metrics[metric]) for s in seeds]
+    mean, std = mean_std(diffs)
+    return f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
+
+
 def threshold_table(points: dict[str, dict]) -> str:
-    """Per threshold T: AA, BWT and learning accuracy of FT+MIGU and FT+random, and the paired
-    difference of AA; T = 0 is plain FT."""
+    """Per threshold T: AA, BWT and learning accuracy of FT+MIGU and FT+random, each with the paired
+    difference MIGU - random; T = 0 is plain FT."""
     lines = [
         "Order 1, options protocol; mean ± std over seeds, %; T = fraction of rows masked each step "
-        "(T = 0: plain FT)",
+        "(T = 0: plain FT); MIGU - random paired by seed, points",
         "",
-        "| T | seeds | AA MIGU | AA random | AA MIGU - random (paired) | BWT MIGU | BWT random "
-        "| LA MIGU | LA random |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| T | seeds | AA MIGU | AA random | AA MIGU - random | BWT MIGU | BWT random | BWT MIGU - random "
+        "| LA MIGU | LA random | LA MIGU - random |",
+        "|---:|---|" + "---:|" * 9,
     ]
     ft = list(points["FT"].get(0.0, {}).values())
     if ft:
@@ -302,22 +309,16 @@ def threshold_table(points: dict[str, dict]) -> str:
         aa, bwt, la = (
             _pct(ft, m) for m in ("final_average_accuracy", "backward_transfer", "learning_accuracy")
         )
-        lines.append(f"| 0 (FT) | {seeds} | {aa} | {aa} |  | {bwt} | {bwt} | {la} | {la} |")
+        lines.append(f"| 0 (FT) | {seeds} | {aa} | {aa} |  | {bwt} | {bwt} |  | {la} | {la} |  |")
     for t in sorted(points[_CURVE[0]]):
         mig, rnd = points[_CURVE[0]][t], points[_CURVE[1]][t]
         seeds = sorted(mig)
-        diffs = [
-            100.0 * (mig[s].metrics["final_average_accuracy"] - rnd[s].metrics["final_average_accuracy"])
-            for s in seeds
-        ]
-        mean, std = mean_std(diffs)
-        paired = f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
         m, r = [mig[s] for s in seeds], [rnd[s] for s in seeds]
-        lines.append(
-            f"| {t:g} | {', '.join(map(str, seeds))} | {_pct(m, 'final_average_accuracy')} "
-            f"| {_pct(r, 'final_average_accuracy')} | {paired} | {_pct(m, 'backward_transfer')} "
-            f"| {_pct(r, 'backward_transfer')} | {_pct(m, 'learning_accuracy')} | {_pct(r, 'learning_accuracy')} |"
-        )
+        cells = [
+            f"{_pct(m, metric)} | {_pct(r, metric)} | {_paired_cell(mig, rnd, seeds, metric)}"
+            for metric in ("final_average_accuracy", "backward_transfer", "learning_accuracy")
+        ]
+        lines.append(f"| {t:g} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -188,3 +188,46 @@ def test_long_tables_read_a_learned_and_final_matrix(tmp_path):
         "-6.7, -6.7",
     ]
     assert "LoRA" not in paired
+
+
+def test_threshold_table_pairs_migu_and_random_by_seed(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import threshold_points, threshold_table
+
+    from migu.report.collect import load_runs
+
+    def metrics(aa: float, bwt: float, la: float) -> dict:
+        return {"final_average_accuracy": aa, "backward_transfer": bwt, "learning_accuracy": la}
+
+    values = {  # (variant, T, seed) -> AA, BWT, LA
+        ("FT+MIGU", 0.9, 0): (0.58, -0.01, 0.59),
+        ("FT+random", 0.9, 0): (0.57, -0.05, 0.61),
+        ("FT+MIGU", 0.9, 1): (0.56, 0.00, 0.57),
+        ("FT+random", 0.9, 1): (0.56, -0.08, 0.62),
+        ("FT+MIGU", 0.5, 0): (0.50, -0.10, 0.60),  # no FT+random at T = 0.5: the point is left out
+        ("FT", None, 0): (0.49, -0.12, 0.58),
+        ("FT", None, 1): (0.51, -0.10, 0.60),
+    }
+    for (variant, t, seed), m in values.items():
+        cfg = {"seed": seed, "data": {"order": 1}, "eval": {"label_space": "options"}}
+        cfg["migu"] = {"enabled": variant != "FT", **({"threshold": t} if t is not None else {})}
+        point = tmp_path / ("controls" if t is None else "threshold") / f"T={t}+seed={seed}"
+        point.mkdir(parents=True, exist_ok=True)
+        names = sorted(v for v, tt, ss in values if (tt, ss) == (t, seed))
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": {n: {} for n in names}}))
+        write_fake_run(point / variant, cfg, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics=metrics(*m))
+    runs_t = load_runs([tmp_path / "threshold"])[0]
+    runs_c = load_runs([tmp_path / "controls"])[0]
+    lines = threshold_table(threshold_points(runs_t, runs_c)).splitlines()
+    ft = [c.strip() for c in next(line for line in lines if line.startswith("| 0 (FT)")).split("|")[1:-1]]
+    assert ft[1:4] == ["0, 1", "50.0 ± 1.4", "50.0 ± 1.4"]
+    row = [c.strip() for c in next(line for line in lines if line.startswith("| 0.9 ")).split("|")[1:-1]]
+    # AA 58/56 vs 57/56 -> +1, 0; BWT -1/0 vs -5/-8 -> +4, +8; LA 59/57 vs 61/62 -> -2, -5.
+    assert row == [
+        "0.9", "0, 1", "57.0 ± 1.4", "56.5 ± 0.7", "+0.5 ± 0.7", "-0.5 ± 0.7", "-6.5 ± 2.1", "+6.0 ± 2.8",
+        "58.0 ± 1.4", "61.5 ± 0.7", "-3.5 ± 2.1",
+    ]  # fmt: skip
+    assert not any(line.startswith("| 0.5 ") for line in lines)
