@@ -111,6 +111,10 @@ def test_resume_after_kill_ends_bit_identical(tmp_path, tiny_benchmark):
 
     resumed = resume_run(run_dir, show_progress=False)
     assert resumed.matrix == full.matrix
+    # The first task trained whole in the killed process; the second was resumed mid-way, and the
+    # union of its masks before the kill is lost, so its share of rows updated is unknown.
+    first, second = resumed.metrics["rows_updated_per_task"]
+    assert first == full.metrics["rows_updated_per_task"][0] and second is None
     w_full, w_resumed = _weights(full.run_dir), _weights(run_dir)
     assert w_full.keys() == w_resumed.keys()
     for name in w_full:
@@ -140,6 +144,10 @@ def test_resume_trusts_the_state_saved_with_the_weights(tmp_path, tiny_benchmark
 
     resumed = resume_run(run_dir, show_progress=False)
     assert resumed.matrix == full.matrix
+    # The first task trained whole in the killed process; the second was resumed mid-way, and the
+    # union of its masks before the kill is lost, so its share of rows updated is unknown.
+    first, second = resumed.metrics["rows_updated_per_task"]
+    assert first == full.metrics["rows_updated_per_task"][0] and second is None
     w_full, w_resumed = _weights(full.run_dir), _weights(run_dir)
     assert all(torch.equal(w_full[name], w_resumed[name]) for name in w_full)
 
@@ -245,3 +253,36 @@ def test_task_epochs_set_the_steps_of_one_task(tiny_models_dir, tiny_benchmark, 
         run_config_from_dict(cfg)
     with pytest.raises(ConfigError, match=r"train.task_epochs.sst2=0 is out of range"):
         run_config_from_dict({**cfg, "train": {"task_epochs": {"sst2": 0}}})
+
+
+@pytest.mark.parametrize("criterion", ["output", "random"])
+def test_rows_updated_per_task_are_the_rows_whose_weights_moved(
+    criterion, tiny_models_dir, tiny_benchmark, tmp_path
+):
+    """metrics.json's rows_updated_per_task against the weights: with AdamW, no weight decay and a
+    fresh optimizer, a row that no step of the task let update has exactly zero moments and does not
+    move at all, and a row updated once moves; so the share of target rows whose weight changed is
+    the union of the per-step masks."""
+    model_dir = tiny_models_dir["bert"]
+    cfg = tiny_config(
+        model_dir,
+        tiny_benchmark,
+        tmp_path,
+        **{"data.tasks": ["agnews"], "train.checkpoint_every": 0, "train.max_steps_per_task": 3},
+    )
+    cfg["migu"] = {"enabled": True, "threshold": 0.7, "criterion": criterion}
+    result = run(run_config_from_dict(cfg), show_progress=False)
+    before = load_file(str(Path(model_dir) / "model.safetensors"))  # saved without the "bert." prefix
+    after = {k.removeprefix("bert."): v for k, v in _weights(result.run_dir).items()}
+    moved = total = 0
+    for name, w in before.items():
+        if name.startswith("encoder.layer.") and name.endswith(".weight") and w.dim() == 2:  # block linears
+            moved += int((after[name] != w).any(dim=1).sum())  # (d_out,) rows that changed
+            total += w.shape[0]
+    assert total > 0
+    (updated,) = result.metrics["rows_updated_per_task"]
+    assert updated == moved / total
+    assert 0.3 <= updated < 1.0  # more than one step's 30%, fewer than all rows in 3 steps
+
+    ft = run(run_config_from_dict({**cfg, "name": "ft", "migu": {"enabled": False}}), show_progress=False)
+    assert ft.metrics["rows_updated_per_task"] == [None]

@@ -245,8 +245,14 @@ class _Run:
             "task_losses": [],  # mean training loss of each finished task
             "loss_sum": 0.0,  # this task so far (from its start, resumes included)
             "loss_steps": 0,
+            # per finished task: share of MIGU's target rows updated in at least one of its steps
+            "task_rows_updated": [],
         }
         self._steps_this_process = 0
+        # MIGU's keep-masks OR-ed over the steps of the current task (name -> (d_out,) bool), and
+        # whether they cover all of its steps (not after a resume mid-task: the union is in memory only).
+        self._rows_updated: dict[str, torch.Tensor] = {}
+        self._rows_updated_whole_task = True
 
     def _check_prompt_room(self) -> None:
         """Stop when a task's instruction and options fill ``model.max_length``; warn when they nearly do."""
@@ -319,7 +325,12 @@ class _Run:
             self.state = _resume_state(self.run_dir)
             self.state["rows"] = [[float("nan") if a is None else a for a in r] for r in self.state["rows"]]
             self.state.setdefault("general", [])
-            for key, empty in (("task_losses", []), ("loss_sum", 0.0), ("loss_steps", 0)):
+            for key, empty in (
+                ("task_losses", []),
+                ("loss_sum", 0.0),
+                ("loss_steps", 0),
+                ("task_rows_updated", [None] * len(self.state.get("task_losses", []))),
+            ):
                 self.state.setdefault(key, empty)
         current = self.state["task"]
         if current >= len(self.tasks):  # finished: the structure of the last task, nothing to train
@@ -477,6 +488,7 @@ class _Run:
         metrics["mean_update_fraction"] = self.state["update_fraction_sum"] / masked if masked else 1.0
         metrics["completed_tasks"] = max(0, len(rows) - 1)
         metrics["train_loss"] = list(self.state["task_losses"])  # mean training loss per finished task
+        metrics["rows_updated_per_task"] = list(self.state["task_rows_updated"])
         general = self.state["general"]
         if self.general:
             metrics.update(general_metrics(general, list(self.general)))
@@ -525,6 +537,7 @@ class _Run:
             self._check_finite_weights(task)
             steps = self.state["loss_steps"]
             self.state["task_losses"].append(self.state["loss_sum"] / steps if steps else None)
+            self.state["task_rows_updated"].append(self._take_rows_updated())
             self.state.update(loss_sum=0.0, loss_steps=0)
             self.method.end_task(t, self.unwrapped, MethodContext(self.family, acc.device))
             if self.handle is not None:
@@ -567,6 +580,8 @@ class _Run:
             disable=not self.show_progress,
         )
         self.model.train()
+        self._rows_updated = {}
+        self._rows_updated_whole_task = start == 0
         t0 = time.perf_counter()
 
         def loss_of(indices: list[int]) -> torch.Tensor:
@@ -597,6 +612,9 @@ class _Run:
             if fraction is not None:
                 self.state["update_fraction_sum"] += fraction
                 self.state["masked_steps"] += 1
+                for name, keep in self.handle.masks.items():  # keep: (d_out,) bool, this step's rows
+                    seen = self._rows_updated.get(name)
+                    self._rows_updated[name] = keep.clone() if seen is None else seen | keep
             self.state["optimizer_steps"] += 1
             self._steps_this_process += 1
             now = time.perf_counter()
@@ -623,6 +641,16 @@ class _Run:
                 t0 = time.perf_counter()
             step_done(self._steps_this_process)
         bar.close()
+
+    def _take_rows_updated(self) -> float | None:
+        """Share of MIGU's target rows that at least one step of the task just trained updated (the
+        union of the per-step keep-masks; with T = 0.7 and a fresh random mask each step it nears 1
+        within a few steps, with the output magnitude it shows how concentrated the updates are).
+        ``None`` without a masked step, or when the task was resumed mid-way."""
+        union, self._rows_updated = self._rows_updated, {}
+        if not union or not self._rows_updated_whole_task:
+            return None
+        return sum(int(k.sum()) for k in union.values()) / sum(k.numel() for k in union.values())
 
     def _check_finite_weights(self, task: Task) -> None:
         """Stop with :class:`TrainingDiverged` when a trained weight holds NaN or inf after ``task``."""
