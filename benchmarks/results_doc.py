@@ -345,9 +345,14 @@ def _threshold_points() -> dict[str, dict]:
 
 # -------------------------------------------------------------------------------------- Long sequence
 LONG = "long"
-#: Each MIGU variant against its method on the Long orders (pairs without runs are left out).
+#: Each MIGU variant against its method, and FT+MIGU against its controls (a random mask of the same
+#: size, FT with a smaller step), on the Long orders; pairs without runs are left out.
 LONG_PAIRS = (
     ("FT+MIGU", "FT"),
+    ("FT+MIGU", "FT+random"),
+    ("FT+random", "FT"),
+    ("FT-lr3e-5", "FT"),
+    ("FT+MIGU", "FT-lr3e-5"),
     ("LoRA+MIGU", "LoRA"),
     ("IncLoRA+MIGU", "IncLoRA"),
     ("O-LoRA+MIGU", "O-LoRA"),
