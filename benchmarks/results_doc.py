@@ -188,22 +188,22 @@ def _family(variant: str | None) -> str:
 CORE = ("", "+MIGU", "+random")
 
 
-def complete_pairs(runs: list[RunRecord]) -> list[RunRecord]:
-    """The runs of the (task order, seed) points at which every core variant of their family (FT or
-    LoRA; see :data:`CORE`) has finished.
+def complete_pairs(runs: list[RunRecord], core: Sequence[str] = CORE) -> list[RunRecord]:
+    """The runs of the (task order, seed) points at which every ``core`` variant of their family (FT
+    or LoRA; default :data:`CORE`) that ran anywhere has finished.
 
     A sweep in progress has some points with fewer variants; a mean over different points would
     compare methods on different seeds and orders. Families are completed separately, so LoRA
     controls that cover fewer orders do not remove FT points.
     """
-    core: dict[str, set] = defaultdict(set)
+    seen: dict[str, set] = defaultdict(set)  # family -> its core variants that ran anywhere
     by_key: dict[tuple, set] = defaultdict(set)
     for r in runs:
         family = _family(r.variant)
-        if (r.variant or "") in {family + c for c in CORE}:
-            core[family].add(r.variant)
+        if (r.variant or "") in {family + c for c in core}:
+            seen[family].add(r.variant)
             by_key[(family, _pair_key(r))].add(r.variant)
-    keep = {k for k, v in by_key.items() if v == core[k[0]]}
+    keep = {k for k, v in by_key.items() if v == seen[k[0]]}
     return [r for r in runs if (_family(r.variant), _pair_key(r)) in keep]
 
 
@@ -238,12 +238,14 @@ def sides_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]]) -> str:
 _SIDES = ("learning_accuracy", "backward_transfer", "final_average_accuracy")
 
 
-def _if_any(sub: str, make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
-    """A table of the finished runs under ``results/<sub>`` at the points every variant has
-    finished, or a line saying there are none yet."""
+def _if_any(
+    sub: str, make: Callable[[list[RunRecord]], str], core: Sequence[str] = CORE
+) -> Callable[[], str]:
+    """A table of the finished runs under ``results/<sub>`` at the points every ``core`` variant of
+    their family has finished (see :func:`complete_pairs`), or a line saying there are none yet."""
 
     def build() -> str:
-        runs = _ordered(complete_pairs(_runs(sub)))
+        runs = _ordered(complete_pairs(_runs(sub), core))
         return make(runs) if runs else "(no finished run yet)"
 
     return build
@@ -366,8 +368,17 @@ _SHORT = {
 }
 
 
+#: On the Long orders a point needs the method and its MIGU variant; the controls (a random mask, a
+#: smaller step) are shown wherever they ran and compared only on the points they share.
+LONG_CORE = ("", "+MIGU")
+
+
+def _long(make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
+    return _if_any(LONG, make, LONG_CORE)
+
+
 def _long_paired(metric: str, title: str) -> Callable[[], str]:
-    return _if_any(LONG, lambda r: paired_table(r, LONG_PAIRS, metric, title))
+    return _long(lambda r: paired_table(r, LONG_PAIRS, metric, title))
 
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -390,10 +401,10 @@ TABLES: dict[str, Callable[[], str]] = {
     "controls-per-task": _if_any(CONTROLS, per_task_table),
     "threshold": lambda: threshold_table(_threshold_points()),
     "controls-sides": _if_any(CONTROLS, lambda r: sides_table(r, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))),
-    **{f"long-{key}": _if_any(LONG, lambda r, m=metric: table(r, m)) for key, (metric, _) in _SHORT.items()},
+    **{f"long-{key}": _long(lambda r, m=metric: table(r, m)) for key, (metric, _) in _SHORT.items()},
     **{f"long-paired-{key}": _long_paired(*spec) for key, spec in _SHORT.items()},
-    "long-per-task": _if_any(LONG, per_task_table),
-    "long-sides": _if_any(LONG, lambda r: sides_table(r, LONG_PAIRS)),
+    "long-per-task": _long(per_task_table),
+    "long-sides": _long(lambda r: sides_table(r, LONG_PAIRS)),
 }
 
 

@@ -231,3 +231,28 @@ def test_threshold_table_pairs_migu_and_random_by_seed(tmp_path):
         "58.0 ± 1.4", "61.5 ± 0.7", "-3.5 ± 2.1",
     ]  # fmt: skip
     assert not any(line.startswith("| 0.5 ") for line in lines)
+
+
+def test_long_controls_at_fewer_seeds_remove_no_seed_of_the_main_pair(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import CORE, LONG_CORE, complete_pairs
+
+    from migu.report.collect import load_runs
+
+    ran = {0: ("FT", "FT+MIGU", "FT+random", "FT-lr3e-5"), 1: ("FT", "FT+MIGU")}
+    for seed, names in ran.items():
+        point = tmp_path / f"seed={seed}"
+        point.mkdir()
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": {n: {} for n in names}}))
+        for name in names:
+            write_fake_run(
+                point / name, {"seed": seed, "data": {"order": 4}}, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]]
+            )
+    runs = load_runs([tmp_path])[0]
+    kept = sorted((r.variant, r.seed) for r in complete_pairs(runs, LONG_CORE))
+    assert kept == sorted((n, s) for s, names in ran.items() for n in names)
+    # Under the controls' rule (the random mask is core) seed 1 would be dropped.
+    assert {s for _, s in ((r.variant, r.seed) for r in complete_pairs(runs, CORE))} == {0}
