@@ -381,6 +381,24 @@ def _long_paired(metric: str, title: str) -> Callable[[], str]:
     return _long(lambda r: paired_table(r, LONG_PAIRS, metric, title))
 
 
+def rows_updated_table(runs: list[RunRecord]) -> str:
+    """Per run that records it: the share of MIGU's target rows updated by at least one step of a
+    task (``rows_updated_per_task``), mean and range over the tasks."""
+    lines = [
+        "Share of the target rows updated by at least one step of a task (union of the per-step masks), %",
+        "",
+        "| run | tasks | mean | min | max |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        values = [100.0 * v for v in run.metrics.get("rows_updated_per_task") or [] if v is not None]
+        if values:
+            label = f"{run.variant}, order {flatten(run.config).get('data.order')}, seed {run.seed}"
+            mean = statistics.fmean(values)
+            lines.append(f"| {label} | {len(values)} | {mean:.1f} | {min(values):.1f} | {max(values):.1f} |")
+    return "\n".join(lines) if len(lines) > 4 else "(no finished run records it yet)"
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "protocol-all-matrix": _if_any("protocol-all", matrix_table),
     "controls-aa": _controls("final_average_accuracy"),
@@ -405,6 +423,7 @@ TABLES: dict[str, Callable[[], str]] = {
     **{f"long-paired-{key}": _long_paired(*spec) for key, spec in _SHORT.items()},
     "long-per-task": _long(per_task_table),
     "long-sides": _long(lambda r: sides_table(r, LONG_PAIRS)),
+    "long-rows-updated": _long(rows_updated_table),
 }
 
 

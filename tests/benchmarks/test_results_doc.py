@@ -256,3 +256,25 @@ def test_long_controls_at_fewer_seeds_remove_no_seed_of_the_main_pair(tmp_path):
     assert kept == sorted((n, s) for s, names in ran.items() for n in names)
     # Under the controls' rule (the random mask is core) seed 1 would be dropped.
     assert {s for _, s in ((r.variant, r.seed) for r in complete_pairs(runs, CORE))} == {0}
+
+
+def test_rows_updated_table_skips_runs_and_tasks_without_the_record(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import rows_updated_table
+
+    from migu.report.collect import load_runs
+
+    records = {"FT": [None, None, None], "FT+MIGU": [0.4, None, 0.5], "FT+random": [1.0, 0.9, 1.0]}
+    (tmp_path / "config.yaml").write_text("variants: {FT: {}, FT+MIGU: {}, FT+random: {}}\n")
+    for name, rec in records.items():
+        cfg = {"seed": 0, "data": {"order": 4}}
+        write_fake_run(
+            tmp_path / name, cfg, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics={"rows_updated_per_task": rec}
+        )
+    lines = rows_updated_table(load_runs([tmp_path])[0]).splitlines()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines[4:]}
+    assert rows == {
+        "FT+MIGU, order 4, seed 0": ["2", "45.0", "40.0", "50.0"],  # the resumed task (None) is left out
+        "FT+random, order 4, seed 0": ["3", "96.7", "90.0", "100.0"],
+    }
