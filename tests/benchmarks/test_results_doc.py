@@ -14,6 +14,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_doc import sign_flip_p  # noqa: E402
 
 
+def _cells(table: str, label: str) -> list[str]:
+    """The cells after the first of the Markdown row whose first cell is ``label``."""
+    line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+    return [c.strip() for c in line.split("|")[2:-1]]
+
+
 def test_sign_flip_p_on_hand_computed_cases():
     # All of n differences positive: only "all +" and "all -" reach |mean| -> 2 / 2^n.
     assert sign_flip_p([1.0, 2.0, 3.0]) == pytest.approx(2 / 8)
@@ -163,30 +169,11 @@ def test_long_tables_read_a_learned_and_final_matrix(tmp_path):
             write_fake_run(point / name, cfg, matrix, tasks=tasks, metrics={"learning_accuracy": la})
     runs = complete_pairs(load_runs([tmp_path])[0])
     per_task = per_task_table(runs)
-    ft_row = next(line for line in per_task.splitlines() if line.startswith("| FT |"))
-    assert [c.strip() for c in ft_row.split("|")[2:-1]] == [
-        "80.0 -> 40.0",
-        "60.0 -> 50.0",
-        "90.0 -> 90.0",
-        "2",
-    ]
-    migu_row = next(line for line in per_task.splitlines() if line.startswith("| FT+MIGU |"))
-    assert [c.strip() for c in migu_row.split("|")[2:-1]] == [
-        "70.0 -> 60.0",
-        "60.0 -> 60.0",
-        "80.0 -> 80.0",
-        "2",
-    ]
+    assert _cells(per_task, "FT") == ["80.0 -> 40.0", "60.0 -> 50.0", "90.0 -> 90.0", "2"]
+    assert _cells(per_task, "FT+MIGU") == ["70.0 -> 60.0", "60.0 -> 60.0", "80.0 -> 80.0", "2"]
     paired = paired_table(runs, LONG_PAIRS, "learning_accuracy", "Learning accuracy")
-    row = next(line for line in paired.splitlines() if line.startswith("| FT+MIGU - FT |"))
     # LA: FT (0.8 + 0.6 + 0.9) / 3 = 76.67, FT+MIGU 70.0 -> -6.7 at both seeds; LoRA pairs absent.
-    assert [c.strip() for c in row.split("|")[2:-1]] == [
-        "2",
-        "-6.7 ± 0.0",
-        "0 / 0 / 2",
-        "0.500",
-        "-6.7, -6.7",
-    ]
+    assert _cells(paired, "FT+MIGU - FT") == ["2", "-6.7 ± 0.0", "0 / 0 / 2", "0.500", "-6.7, -6.7"]
     assert "LoRA" not in paired
 
 
@@ -222,9 +209,9 @@ def test_threshold_table_pairs_migu_and_random_by_seed(tmp_path):
     runs_t = load_runs([tmp_path / "threshold"])[0]
     runs_c = load_runs([tmp_path / "controls"])[0]
     lines = threshold_table(threshold_points(runs_t, runs_c)).splitlines()
-    ft = [c.strip() for c in next(line for line in lines if line.startswith("| 0 (FT)")).split("|")[1:-1]]
-    assert ft[1:4] == ["0, 1", "50.0 ± 1.4", "50.0 ± 1.4"]
-    row = [c.strip() for c in next(line for line in lines if line.startswith("| 0.9 ")).split("|")[1:-1]]
+    table = "\n".join(lines)
+    assert _cells(table, "0 (FT)")[:3] == ["0, 1", "50.0 ± 1.4", "50.0 ± 1.4"]
+    row = ["0.9", *_cells(table, "0.9")]
     # AA 58/56 vs 57/56 -> +1, 0; BWT -1/0 vs -5/-8 -> +4, +8; LA 59/57 vs 61/62 -> -2, -5.
     assert row == [
         "0.9", "0, 1", "57.0 ± 1.4", "56.5 ± 0.7", "+0.5 ± 0.7", "-0.5 ± 0.7", "-6.5 ± 2.1", "+6.0 ± 2.8",

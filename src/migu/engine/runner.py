@@ -614,7 +614,10 @@ class _Run:
                 self.state["masked_steps"] += 1
                 for name, keep in self.handle.masks.items():  # keep: (d_out,) bool, this step's rows
                     seen = self._rows_updated.get(name)
-                    self._rows_updated[name] = keep.clone() if seen is None else seen | keep
+                    if seen is None:
+                        self._rows_updated[name] = keep.clone()
+                    else:
+                        seen |= keep  # in place: no new tensor per layer and step
             self.state["optimizer_steps"] += 1
             self._steps_this_process += 1
             now = time.perf_counter()
