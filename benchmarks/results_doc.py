@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import re
 import statistics
 import sys
@@ -373,12 +374,33 @@ _SHORT = {
 LONG_CORE = ("", "+MIGU")
 
 
-def _long(make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
-    return _if_any(LONG, make, LONG_CORE)
+def sequence_tables(
+    name: str, sub: str, pairs: Sequence[tuple[str, str]], core: Sequence[str]
+) -> dict[str, Callable[[], str]]:
+    """The tables of one experiment folder ``results/<sub>``, named ``<name>-<table>``: AA, learning
+    accuracy and BWT per variant and order, their paired differences over ``pairs``, the per-task view
+    (right after learning -> at the end) and both sides per matched run. A point is shown once every
+    ``core`` variant of its family has finished there (see :func:`complete_pairs`)."""
+
+    def build(make: Callable[[list[RunRecord]], str]) -> Callable[[], str]:
+        return _if_any(sub, make, core)
+
+    return {
+        **{f"{name}-{key}": build(lambda r, m=metric: table(r, m)) for key, (metric, _) in _SHORT.items()},
+        **{
+            f"{name}-paired-{key}": build(lambda r, m=metric, t=title: paired_table(r, pairs, m, t))
+            for key, (metric, title) in _SHORT.items()
+        },
+        f"{name}-per-task": build(per_task_table),
+        f"{name}-sides": build(lambda r: sides_table(r, pairs)),
+    }
 
 
-def _long_paired(metric: str, title: str) -> Callable[[], str]:
-    return _long(lambda r: paired_table(r, LONG_PAIRS, metric, title))
+# ------------------------------------------------------------------------------------------ generative
+GENERATIVE = "generative"
+#: SmolLM2 writes the label text (exact match, no restriction to the input's options): each MIGU
+#: variant against its method.
+GENERATIVE_PAIRS = (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA"))
 
 
 def rows_updated_table(runs: list[RunRecord]) -> str:
@@ -397,6 +419,43 @@ def rows_updated_table(runs: list[RunRecord]) -> str:
             mean = statistics.fmean(values)
             lines.append(f"| {label} | {len(values)} | {mean:.1f} | {min(values):.1f} | {max(values):.1f} |")
     return "\n".join(lines) if len(lines) > 4 else "(no finished run records it yet)"
+
+
+# ------------------------------------------------------------------------- rows updated, and a repeat
+#: The T = 0.9 runs of the threshold curve made again with the record of which rows each task
+#: updated; the same config and code path, so their accuracy matrices repeat the earlier runs.
+ROWS_UPDATED = "rows-updated"
+
+
+def _repeat_key(run: RunRecord) -> tuple:
+    cfg = flatten(run.config)
+    return (run.variant, cfg.get("migu.threshold"), cfg.get("eval.label_space"), *_pair_key(run))
+
+
+def repeat_table(again: list[RunRecord], earlier: list[RunRecord]) -> str:
+    """Per run made again: the largest absolute difference of its accuracy matrix from the earlier
+    run with the same variant, threshold, protocol, order and seed (0.0 = repeated to the digit)."""
+    first = {_repeat_key(r): r for r in earlier}
+    lines = [
+        "Runs made again against the earlier run of the same variant, T, order and seed",
+        "",
+        "| run | earlier AA | AA again | largest difference in the accuracy matrix, points |",
+        "|---|---:|---:|---:|",
+    ]
+    for run in again:
+        old = first.get(_repeat_key(run))
+        if old is None:
+            continue
+        pairs = [
+            (a, b) for ra, rb in zip(run.matrix, old.matrix, strict=True) for a, b in zip(ra, rb, strict=True)
+        ]
+        if any(math.isnan(a) != math.isnan(b) for a, b in pairs):
+            raise SystemExit(f"{run.run_dir} and {old.run_dir} evaluated different entries: not a repeat")
+        diff = max((abs(a - b) for a, b in pairs if not math.isnan(a)), default=0.0)
+        label = f"{run.variant}, T {flatten(run.config).get('migu.threshold')}, seed {run.seed}"
+        aa_old, aa_new = (100.0 * r.metrics["final_average_accuracy"] for r in (old, run))
+        lines.append(f"| {label} | {aa_old:.1f} | {aa_new:.1f} | {100.0 * diff:.1f} |")
+    return "\n".join(lines) if len(lines) > 4 else "(no run made again yet)"
 
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -419,11 +478,11 @@ TABLES: dict[str, Callable[[], str]] = {
     "controls-per-task": _if_any(CONTROLS, per_task_table),
     "threshold": lambda: threshold_table(_threshold_points()),
     "controls-sides": _if_any(CONTROLS, lambda r: sides_table(r, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))),
-    **{f"long-{key}": _long(lambda r, m=metric: table(r, m)) for key, (metric, _) in _SHORT.items()},
-    **{f"long-paired-{key}": _long_paired(*spec) for key, spec in _SHORT.items()},
-    "long-per-task": _long(per_task_table),
-    "long-sides": _long(lambda r: sides_table(r, LONG_PAIRS)),
-    "long-rows-updated": _long(rows_updated_table),
+    **sequence_tables("long", LONG, LONG_PAIRS, LONG_CORE),
+    "long-rows-updated": _if_any(LONG, rows_updated_table, LONG_CORE),
+    **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
+    "rows-updated": lambda: rows_updated_table(_runs(ROWS_UPDATED)),
+    "rows-updated-repeat": lambda: repeat_table(_runs(ROWS_UPDATED), _runs(THRESHOLD)),
 }
 
 

@@ -265,3 +265,51 @@ def test_rows_updated_table_skips_runs_and_tasks_without_the_record(tmp_path):
         "FT+MIGU, order 4, seed 0": ["2", "45.0", "40.0", "50.0"],  # the resumed task (None) is left out
         "FT+random, order 4, seed 0": ["3", "96.7", "90.0", "100.0"],
     }
+
+
+def test_repeat_table_reports_the_largest_matrix_difference_from_the_earlier_run(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import repeat_table
+
+    from migu.report.collect import load_runs
+
+    def write(folder: str, variant: str, t: float, seed: int, matrix: list, aa: float) -> None:
+        point = tmp_path / folder / f"T={t}+seed={seed}"
+        point.mkdir(parents=True, exist_ok=True)
+        listed = (
+            yaml.safe_load((point / "config.yaml").read_text()) if (point / "config.yaml").exists() else {}
+        )
+        listed.setdefault("variants", {})[variant] = {}  # the sweep lists every variant of the point
+        (point / "config.yaml").write_text(yaml.safe_dump(listed))
+        cfg = {"seed": seed, "data": {"order": 1}, "migu": {"enabled": True, "threshold": t}}
+        write_fake_run(point / variant, cfg, matrix, metrics={"final_average_accuracy": aa})
+
+    same = [[0.1, 0.2], [0.9, None], [0.6, 0.8]]
+    write("earlier", "FT+MIGU", 0.9, 0, same, 0.7)
+    write("again", "FT+MIGU", 0.9, 0, same, 0.7)  # repeated to the digit
+    write("earlier", "FT+random", 0.9, 0, [[0.1, 0.2], [0.9, None], [0.6, 0.8]], 0.7)
+    write("again", "FT+random", 0.9, 0, [[0.1, 0.2], [0.9, None], [0.63, 0.8]], 0.715)
+    write("again", "FT+random", 0.9, 1, same, 0.7)  # no earlier run at seed 1: left out
+    write("earlier", "FT+random", 0.5, 0, same, 0.7)  # another threshold: not a match
+    table = repeat_table(load_runs([tmp_path / "again"])[0], load_runs([tmp_path / "earlier"])[0])
+    assert _cells(table, "FT+MIGU, T 0.9, seed 0") == ["70.0", "70.0", "0.0"]
+    assert _cells(table, "FT+random, T 0.9, seed 0") == ["70.0", "71.5", "3.0"]
+    assert "seed 1" not in table and "T 0.5" not in table
+    # An entry evaluated in one run and not the other means the two runs did different things.
+    write("again", "FT+random", 0.5, 0, [[0.1, 0.2], [0.9, 0.1], [0.6, 0.8]], 0.7)
+    with pytest.raises(SystemExit, match="different entries"):
+        repeat_table(load_runs([tmp_path / "again"])[0], load_runs([tmp_path / "earlier"])[0])
+
+
+def test_every_experiment_section_has_its_tables_and_the_doc_marks_them():
+    """Each table the script knows is marked in docs/results.md, and the reverse (render checks it)."""
+    import re
+
+    from results_doc import DOC, TABLES
+
+    marked = set(re.findall(r"<!-- table: ([\w-]+) -->", DOC.read_text(encoding="utf-8")))
+    assert {f"generative-{k}" for k in ("aa", "la", "bwt", "per-task", "sides")} <= set(TABLES)
+    assert marked == set(TABLES), sorted(marked ^ set(TABLES))
