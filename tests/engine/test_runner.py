@@ -15,6 +15,7 @@ from migu.cli import main
 from migu.engine.config import ConfigError, run_config_from_dict
 from migu.engine.runner import RunDirExists, resume_run, run, run_variants
 from migu.engine.trained import evaluate_run
+from migu.eval.text import normalize_answer
 
 FAMILY_METRIC = {"bert": "classify", "t5": "exact_match", "llama": "exact_match"}
 
@@ -61,6 +62,25 @@ def test_run_writes_a_complete_run_directory(family, tiny_models_dir, tiny_bench
     ):
         assert key in metrics
     assert metrics["optimizer_steps"] == 6  # 2 tasks x max_steps_per_task
+    # The kinds of answer, counted again from the prediction files: the task's own label, a label of
+    # the other task only (the task-label-free way to forget), or none of the sequence's labels.
+    labels = {"agnews": {"red", "blue"}, "sst2": {"cat", "dog", "cow"}}
+    for row in range(3):
+        for col, task in enumerate(("agnews", "sst2")):
+            answers = [
+                normalize_answer(json.loads(x)["prediction"])
+                for x in (d / "predictions" / f"row{row}_{task}.jsonl").read_text().splitlines()
+            ]
+            other = labels["sst2" if task == "agnews" else "agnews"]
+            n_other = sum(a in other for a in answers)
+            n_none = sum(a not in other and a not in labels[task] for a in answers)
+            assert metrics["answers_other_task_label"][row][col] == n_other / len(answers)
+            assert metrics["answers_no_label"][row][col] == n_none / len(answers)
+    if family == "bert":  # a classification head can only answer with a label of the sequence
+        assert all(v == 0.0 for r in metrics["answers_no_label"] for v in r)
+    assert metrics["final_answers_other_task_label"] == pytest.approx(
+        sum(metrics["answers_other_task_label"][2]) / 2
+    )
     assert 0.45 < metrics["mean_update_fraction"] < 0.55  # T = 0.5
     state = json.loads((d / "state.json").read_text())
     assert state["status"] == "finished" and state["task"] == 2
@@ -115,6 +135,9 @@ def test_resume_after_kill_ends_bit_identical(tmp_path, tiny_benchmark):
     # union of its masks before the kill is lost, so its share of rows updated is unknown.
     first, second = resumed.metrics["rows_updated_per_task"]
     assert first == full.metrics["rows_updated_per_task"][0] and second is None
+    # The kinds of answer are part of each evaluation's record, saved with it: the resumed run has all.
+    for key in ("answers_other_task_label", "answers_no_label"):
+        assert resumed.metrics[key] == full.metrics[key]
     w_full, w_resumed = _weights(full.run_dir), _weights(run_dir)
     assert w_full.keys() == w_resumed.keys()
     for name in w_full:
@@ -148,6 +171,9 @@ def test_resume_trusts_the_state_saved_with_the_weights(tmp_path, tiny_benchmark
     # union of its masks before the kill is lost, so its share of rows updated is unknown.
     first, second = resumed.metrics["rows_updated_per_task"]
     assert first == full.metrics["rows_updated_per_task"][0] and second is None
+    # The kinds of answer are part of each evaluation's record, saved with it: the resumed run has all.
+    for key in ("answers_other_task_label", "answers_no_label"):
+        assert resumed.metrics[key] == full.metrics[key]
     w_full, w_resumed = _weights(full.run_dir), _weights(run_dir)
     assert all(torch.equal(w_full[name], w_resumed[name]) for name in w_full)
 

@@ -61,6 +61,7 @@ from migu.engine.tasks import load_tasks, test_set_record
 from migu.eval.general import general_metrics, load_general_probe
 from migu.eval.metrics import summarize
 from migu.eval.multiple_choice import multiple_choice_accuracy
+from migu.eval.text import answer_kinds, answer_metrics
 from migu.methods import Method, MethodContext, make_method
 from migu.models.loading import load_model
 
@@ -247,6 +248,8 @@ class _Run:
             "loss_steps": 0,
             # per finished task: share of MIGU's target rows updated in at least one of its steps
             "task_rows_updated": [],
+            # per evaluated row and task: the kinds of answers given (own / other task's / no label)
+            "answers": [],
         }
         self._steps_this_process = 0
         # MIGU's keep-masks OR-ed over the steps of the current task (name -> (d_out,) bool), and
@@ -330,6 +333,8 @@ class _Run:
                 ("loss_sum", 0.0),
                 ("loss_steps", 0),
                 ("task_rows_updated", [None] * len(self.state.get("task_losses", []))),
+                # rows evaluated by a version without the record: unknown, not zero
+                ("answers", [[None] * len(self.tasks) for _ in self.state["rows"]]),
             ):
                 self.state.setdefault(key, empty)
         current = self.state["task"]
@@ -405,21 +410,30 @@ class _Run:
     def evaluate_all(self, row: int, only: int | None = None) -> list[float]:
         """Accuracy on every task's test set (NaN for all but task ``only`` when given); predictions
         written to predictions/row<i>_<task>.jsonl."""
+        return self._evaluate_tasks(row, only)[0]
+
+    def _evaluate_tasks(self, row: int, only: int | None = None) -> tuple[list[float], list[dict | None]]:
+        """:meth:`evaluate_all`, and per task the kinds of answers given (:func:`answer_kinds`: own
+        label, another task's label, no label; None where not evaluated)."""
         from accelerate.utils import gather_object
 
         model = self.accelerator.unwrap_model(self.model)
-        accs = []
+        every_label = [label for t in self.tasks for label in t.labels]
+        accs: list[float] = []
+        kinds: list[dict | None] = []
         label = "before training" if row == 0 else f"after {self.tasks[row - 1].name}"
         for index, task in enumerate(
             tqdm(self.tasks, desc=f"eval {label}", unit="task", disable=not self.show_progress, leave=False)
         ):
             if only is not None and index != only:
                 accs.append(float("nan"))  # not evaluated (eval.rows: learned-and-final)
+                kinds.append(None)
                 continue
             with self.accelerator.split_between_processes(list(task.test)) as part:
                 preds = self.family.evaluate(model, task, part, self.metric, self.cfg.eval.batch_size)
             preds = gather_object(preds)
             accs.append(sum(p["correct"] for p in preds) / max(1, len(preds)))
+            kinds.append(answer_kinds([p["prediction"] for p in preds], task.labels, every_label))
             if self.is_main and self.cfg.eval.save_predictions:
                 lines = [
                     json.dumps({"i": i, "sentence": r["sentence"], **p}, ensure_ascii=False) + "\n"
@@ -427,7 +441,7 @@ class _Run:
                 ]
                 name = f"row{row}_{safe_name(task.name)}.jsonl"
                 atomic_write_text(self.run_dir / "predictions" / name, "".join(lines))
-        return accs
+        return accs, kinds
 
     def evaluate_general(self, row: int) -> dict[str, dict[str, Any]]:
         """Multiple-choice accuracy on every ``eval.general`` probe; predictions as for the tasks."""
@@ -465,7 +479,9 @@ class _Run:
         just learned (the others NaN, null in matrix.json).
         """
         partial = self.cfg.eval.rows == "learned-and-final" and 0 < row < len(self.tasks)
-        self.state["rows"].append(self.evaluate_all(row, only=row - 1 if partial else None))
+        accs, kinds = self._evaluate_tasks(row, only=row - 1 if partial else None)
+        self.state["rows"].append(accs)
+        self.state["answers"].append(kinds)
         if self.general:
             self.state["general"].append(self.evaluate_general(row))
             logger.info(
@@ -489,6 +505,7 @@ class _Run:
         metrics["completed_tasks"] = max(0, len(rows) - 1)
         metrics["train_loss"] = list(self.state["task_losses"])  # mean training loss per finished task
         metrics["rows_updated_per_task"] = list(self.state["task_rows_updated"])
+        metrics.update(answer_metrics(self.state["answers"]))
         general = self.state["general"]
         if self.general:
             metrics.update(general_metrics(general, list(self.general)))
@@ -512,6 +529,7 @@ class _Run:
                 self._evaluate_row(0)
             else:
                 self.state["rows"] = [[float("nan")] * len(self.tasks)]
+                self.state["answers"] = [[None] * len(self.tasks)]
                 self.state["general"] = [None] if self.general else []
             self._write_results()
         world = acc.num_processes
