@@ -396,6 +396,29 @@ def sequence_tables(
     }
 
 
+def answers_table(runs: list[RunRecord]) -> str:
+    """Per variant and order, over the runs that record it: the share of the final evaluation's
+    answers that name another task's label only, and that name no label of the sequence."""
+    cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for kind in ("other_task_label", "no_label"):
+            value = run.metrics.get(f"final_answers_{kind}")
+            if value is not None:
+                cells[(run.variant, flatten(run.config).get("data.order"))][kind].append(float(value))
+    lines = [
+        "What the answers were after the last task, % of the test items (mean ± std over seeds)",
+        "",
+        "| variant | order | runs | another task's label | no label |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for (variant, order), kinds in cells.items():
+        other, none = kinds["other_task_label"], kinds["no_label"]
+        lines.append(
+            f"| {variant} | {order} | {len(other)} | {mean_std_cell(other, 100.0, 1)} | {mean_std_cell(none, 100.0, 1)} |"
+        )
+    return "\n".join(lines) if len(lines) > 4 else "(no finished run records it yet)"
+
+
 # ------------------------------------------------------------------------------------------ generative
 GENERATIVE = "generative"
 #: SmolLM2 writes the label text (exact match, no restriction to the input's options): each MIGU
@@ -481,6 +504,7 @@ TABLES: dict[str, Callable[[], str]] = {
     **sequence_tables("long", LONG, LONG_PAIRS, LONG_CORE),
     "long-rows-updated": _if_any(LONG, rows_updated_table, LONG_CORE),
     **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
+    "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
     "rows-updated": lambda: rows_updated_table(_runs(ROWS_UPDATED)),
     "rows-updated-repeat": lambda: repeat_table(_runs(ROWS_UPDATED), _runs(THRESHOLD)),
 }

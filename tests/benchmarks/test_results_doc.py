@@ -313,3 +313,30 @@ def test_every_experiment_section_has_its_tables_and_the_doc_marks_them():
     marked = set(re.findall(r"<!-- table: ([\w-]+) -->", DOC.read_text(encoding="utf-8")))
     assert {f"generative-{k}" for k in ("aa", "la", "bwt", "per-task", "sides")} <= set(TABLES)
     assert marked == set(TABLES), sorted(marked ^ set(TABLES))
+
+
+def test_answers_table_averages_the_final_answer_kinds_over_seeds(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import answers_table
+
+    from migu.report.collect import load_runs
+
+    finals = {  # (variant, seed) -> final other-task share, final no-label share (None: not recorded)
+        ("FT", 0): (0.30, 0.10),
+        ("FT", 1): (0.50, 0.00),
+        ("FT+MIGU", 0): (0.10, 0.05),
+        ("FT+MIGU", 1): (None, None),  # a run from before the record: left out, not counted as 0
+    }
+    for (variant, seed), (other, none) in finals.items():
+        point = tmp_path / f"seed={seed}"
+        point.mkdir(exist_ok=True)
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": {"FT": {}, "FT+MIGU": {}}}))
+        metrics = {"final_answers_other_task_label": other, "final_answers_no_label": none}
+        cfg = {"seed": seed, "data": {"order": 1}}
+        write_fake_run(point / variant, cfg, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics=metrics)
+    table = answers_table(load_runs([tmp_path])[0])
+    assert _cells(table, "FT") == ["1", "2", "40.0 ± 14.1", "5.0 ± 7.1"]
+    assert _cells(table, "FT+MIGU") == ["1", "1", "10.0", "5.0"]
