@@ -168,12 +168,14 @@ CONTROL_PAIRS = (
     ("LoRA+MIGU", "LoRA+weight"),
     ("LoRA+MIGU", "LoRA+gradient"),
     ("LoRA+MIGU(official)", "LoRA+MIGU"),
+    ("OSF", "FT"),
+    ("FT+MIGU", "OSF"),
 )
 
 
 def _ordered(runs: list[RunRecord]) -> list[RunRecord]:
     """Runs in the order of the controls' variants (FT block, then LoRA), so tables read the same."""
-    rank = {v: i for i, v in enumerate(FT_CONTROLS + LORA_CONTROLS)}
+    rank = {v: i for i, v in enumerate((*FT_CONTROLS, *LORA_CONTROLS, "OSF"))}
     return sorted(runs, key=lambda r: rank.get(r.variant or "", len(rank)))
 
 
@@ -360,6 +362,8 @@ LONG_PAIRS = (
     ("IncLoRA+MIGU", "IncLoRA"),
     ("O-LoRA+MIGU", "O-LoRA"),
     ("LoRA+replay+MIGU", "LoRA+replay"),
+    ("OSF", "FT"),
+    ("FT+MIGU", "OSF"),
 )
 #: Table-name suffix -> (metrics.json key, title).
 _SHORT = {
