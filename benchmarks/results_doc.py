@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import re
 import statistics
@@ -448,6 +449,73 @@ def rows_updated_table(runs: list[RunRecord]) -> str:
     return "\n".join(lines) if len(lines) > 4 else "(no finished run records it yet)"
 
 
+# ------------------------------------------------------------------------ continual pre-training
+#: ``migu pretrain`` runs (one folder per seed): end-task accuracy and macro-F1 of the un-pre-trained
+#: model (``base``) and of the model pre-trained on the domains in order, without and with MIGU.
+CPT = "cpt"
+CPT_ROWS = ("base", "CPT", "CPT+MIGU")
+CPT_PAIRS = (("CPT", "base"), ("CPT+MIGU", "CPT"), ("CPT+MIGU", "base"))
+
+
+def cpt_runs(folder: Path) -> list[tuple[int, dict]]:
+    """``(seed, results.json)`` of every finished ``migu pretrain`` run under ``folder`` (a run is
+    finished once its ``results.json`` exists: it is written last)."""
+    import yaml
+
+    out = []
+    for path in sorted(folder.rglob("results.json")):
+        seed = yaml.safe_load((path.parent / "config.yaml").read_text(encoding="utf-8"))["seed"]
+        out.append((int(seed), json.loads(path.read_text(encoding="utf-8"))))
+    return sorted(out, key=lambda r: r[0])
+
+
+def cpt_table(runs: list[tuple[int, dict]]) -> str:
+    """Per row and end task: accuracy / macro-F1 in %, mean ± std over seeds."""
+    if not runs:
+        return "(no finished run yet)"
+    domains = [*runs[0][1]["domains"], "mean"]
+    seeds = ", ".join(str(seed) for seed, _ in runs)
+    lines = [
+        f"End-task accuracy / macro-F1, %, mean ± std over seeds {seeds} (each end task fine-tuned on a "
+        "fresh copy of the final model)",
+        "",
+        "| row | " + " | ".join(domains) + " |",
+        "|---|" + "---:|" * len(domains),
+    ]
+    for row in CPT_ROWS:
+        if any(row not in data["rows"] for _, data in runs):
+            continue
+        cells = []
+        for d in domains:
+            acc, f1 = ([data["rows"][row][d][k] for _, data in runs] for k in ("accuracy", "macro_f1"))
+            cells.append(f"{mean_std_cell(acc, 100.0, 1)} / {mean_std_cell(f1, 100.0, 1)}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cpt_paired_table(runs: list[tuple[int, dict]]) -> str:
+    """Paired differences A - B of the mean over end tasks, matched on seed, in points."""
+    lines = [
+        "Mean over end tasks: paired differences A - B in points, matched on seed",
+        "",
+        "| A - B | seeds | accuracy | macro-F1 | accuracy per seed |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for a, b in CPT_PAIRS:
+        pairs = [data["rows"] for _, data in runs if a in data["rows"] and b in data["rows"]]
+        if not pairs:
+            continue
+        cells = []
+        for key in ("accuracy", "macro_f1"):
+            mean, std = mean_std([100.0 * (r[a]["mean"][key] - r[b]["mean"][key]) for r in pairs])
+            cells.append(f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}")
+        listed = ", ".join(
+            f"{100.0 * (r[a]['mean']['accuracy'] - r[b]['mean']['accuracy']):+.1f}" for r in pairs
+        )
+        lines.append(f"| {a} - {b} | {len(pairs)} | {cells[0]} | {cells[1]} | {listed} |")
+    return "\n".join(lines) if len(lines) > 4 else "(no finished run yet)"
+
+
 # ------------------------------------------------------------------------- rows updated, and a repeat
 #: The T = 0.9 runs of the threshold curve made again with the record of which rows each task
 #: updated; the same config and code path, so their accuracy matrices repeat the earlier runs.
@@ -509,6 +577,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "long-rows-updated": _if_any(LONG, rows_updated_table, LONG_CORE),
     **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
     "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
+    "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
+    "cpt-paired": lambda: cpt_paired_table(cpt_runs(RESULTS / CPT)),
     "rows-updated": lambda: rows_updated_table(_runs(ROWS_UPDATED)),
     "rows-updated-repeat": lambda: repeat_table(_runs(ROWS_UPDATED), _runs(THRESHOLD)),
 }

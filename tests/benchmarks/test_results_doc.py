@@ -340,3 +340,53 @@ def test_answers_table_averages_the_final_answer_kinds_over_seeds(tmp_path):
     table = answers_table(load_runs([tmp_path])[0])
     assert _cells(table, "FT") == ["1", "2", "40.0 ± 14.1", "5.0 ± 7.1"]
     assert _cells(table, "FT+MIGU") == ["1", "1", "10.0", "5.0"]
+
+
+def test_cpt_tables_average_over_seeds_and_pair_rows_by_seed(tmp_path):
+    import json
+
+    import yaml
+    from results_doc import cpt_paired_table, cpt_runs, cpt_table
+
+    def cell(acc: float, f1: float) -> dict:
+        return {"accuracy": acc, "macro_f1": f1}
+
+    values = {  # seed -> row -> (news acc, news F1, tweets acc, tweets F1)
+        0: {
+            "base": (0.50, 0.40, 0.60, 0.60),
+            "CPT": (0.60, 0.50, 0.60, 0.50),
+            "CPT+MIGU": (0.70, 0.60, 0.60, 0.50),
+        },
+        1: {
+            "base": (0.52, 0.40, 0.62, 0.60),
+            "CPT": (0.56, 0.50, 0.60, 0.50),
+            "CPT+MIGU": (0.56, 0.50, 0.62, 0.50),
+        },
+    }
+    for seed, rows in values.items():
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+        table = {}
+        for row, (na, nf, ta, tf) in rows.items():
+            table[row] = {
+                "news": cell(na, nf),
+                "tweets": cell(ta, tf),
+                "mean": cell((na + ta) / 2, (nf + tf) / 2),
+            }
+        (run / "results.json").write_text(json.dumps({"domains": ["news", "tweets"], "rows": table}))
+    (tmp_path / "killed").mkdir()  # a run without results.json has not finished: left out
+    (tmp_path / "killed" / "config.yaml").write_text(yaml.safe_dump({"seed": 2}))
+    runs = cpt_runs(tmp_path)
+    assert [seed for seed, _ in runs] == [0, 1]
+    table = cpt_table(runs)
+    assert _cells(table, "base") == [
+        "51.0 ± 1.4 / 40.0 ± 0.0",
+        "61.0 ± 1.4 / 60.0 ± 0.0",
+        "56.0 ± 1.4 / 50.0 ± 0.0",
+    ]
+    assert _cells(table, "CPT+MIGU")[0] == "63.0 ± 9.9 / 55.0 ± 7.1"
+    paired = cpt_paired_table(runs)
+    # Mean accuracy: CPT+MIGU 65.0, 59.0; CPT 60.0, 58.0 -> +5.0, +1.0. Macro-F1: 55, 50 vs 50, 50 -> +5, 0.
+    assert _cells(paired, "CPT+MIGU - CPT") == ["2", "+3.0 ± 2.8", "+2.5 ± 3.5", "+5.0, +1.0"]
+    assert cpt_runs(tmp_path / "nothing here") == [] and cpt_table([]) == "(no finished run yet)"
