@@ -46,6 +46,7 @@ def test_every_preset_is_a_valid_config():
     instruct = run_config_from_dict(load_preset("cpu-instruct-smollm2"))
     assert instruct.method.name == "lora" and set(instruct.variants) == {"LoRA", "LoRA+MIGU"}
     assert "copa" in instruct.eval.general and "copa" not in instruct.data.tasks
+    assert instruct.eval.general["copa"]["split"] == "all" and instruct.data.max_test >= 200
     # The generative Standard preset is task-label-free: free generation scored by exact match.
     gen = run_config_from_dict(load_preset("cpu-standard-smollm2"))
     assert (gen.eval.metric, gen.eval.label_space, gen.model.name) == (

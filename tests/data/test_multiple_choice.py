@@ -311,3 +311,12 @@ def test_copa_from_the_shared_folder(real_root: Path) -> None:
     assert {item.context.rsplit(" ", 1)[1] for item in test} == {"because", "therefore"}
     assert sum(item.answer for item in test) == 45  # 55 "A", 45 "B" in the shared copy
     assert [i.id for i in load_copa(limit=3)] == ["copa-test-0", "copa-test-1", "copa-test-2"]
+    # "all": the 100 test questions, then the 400 train ones, each once.
+    both = load_copa(real_root, split="all")
+    train = load_copa(real_root, split="train")
+    assert both == test + train and len({i.id for i in both}) == 500
+    assert [i.id for i in load_copa(real_root, split="all", limit=102)][-3:] == [
+        "copa-test-99",
+        "copa-train-0",
+        "copa-train-1",
+    ]

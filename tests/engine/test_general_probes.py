@@ -182,6 +182,10 @@ def test_without_evaluation_before_training_there_is_no_forgetting_figure(
         ),
         ({"path": "x.jsonl", "limit": 0}, r"eval.general.arc.limit=0: expected null or an integer >= 1"),
         ({"path": "x.jsonl", "split": "train"}, r"split applies to the built-in probes only"),
+        (
+            {"path": "x.jsonl", "split": "dev"},
+            r"eval.general.arc.split='dev' is not one of: train, test, all",
+        ),
     ],
 )
 def test_bad_probe_entries_name_the_key(entry, message):

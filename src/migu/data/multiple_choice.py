@@ -457,17 +457,22 @@ def load_copa(root: str | Path | None = None, split: str = "test", limit: int | 
     Args:
         root: The CL_Benchmark folder; ``None`` uses ``$MIGU_CL_BENCHMARK_DIR`` or
             ``../shared/data/cl_benchmark`` (:func:`migu.data.cl_benchmark.default_cl_benchmark_dir`).
-        split: ``"test"`` or ``"train"``.
-        limit: Read only the first ``limit`` questions.
+        split: ``"test"``, ``"train"`` or ``"all"`` (the test questions, then the train ones: 500 in
+            the shared copy, for a probe of a model that never trains on COPA; a smaller binomial error
+            than the 100 test questions alone).
+        limit: Read only the first ``limit`` questions (of the whole, with ``"all"``).
 
     Returns:
-        The items; ids are ``copa-<split>-<index>``.
+        The items; ids are ``copa-<split>-<index>`` (``copa-test-...`` then ``copa-train-...`` with ``"all"``).
 
     Raises:
         MultipleChoiceFileError: the folder or file is missing or malformed.
     """
     from migu.data.cl_benchmark import CL_BENCHMARK_ENV_VAR, default_cl_benchmark_dir
 
+    if split == "all":
+        items = load_copa(root, "test", limit) + load_copa(root, "train", limit)
+        return items[:limit] if limit is not None else items
     base = Path(root).expanduser() if root is not None else default_cl_benchmark_dir()
     path = base / "copa" / f"{split}.json"
     if not path.is_file():

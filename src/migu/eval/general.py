@@ -79,8 +79,8 @@ def check_general_entry(name: str, entry: Any, key: str = "eval.general") -> dic
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"{where}.limit={limit!r}: expected null or an integer >= 1.")
     split = entry.get("split", "test")
-    if split not in ("train", "test"):
-        raise ValueError(f"{where}.split={split!r} is not one of: train, test.")
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"{where}.split={split!r} is not one of: train, test, all.")
     if split != "test" and path is not None:
         raise ValueError(f"{where}.split applies to the built-in probes only; `path` already names the file.")
     return {"path": path, "format": fmt, "limit": limit, "split": split}
