@@ -143,3 +143,22 @@ def test_runs_without_checkpoint_unfinished_runs_and_recorded_memory(tmp_path):
     assert "peak_memory_mb" in cost.headers
     row = next(r for r in cost.rows if r[0] == "FT+MIGU")
     assert row[4] == "1.0000 ± 0.7071" and row[5] == "+100.0% vs FT"
+
+
+def test_metrics_table_shows_the_share_of_other_task_answers_where_recorded(tmp_path):
+    from fake_runs import write_fake_run
+
+    from migu.report import ReportOptions, build_report
+
+    matrix = [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]]
+    for seed, share in ((0, 0.25), (1, 0.35)):
+        metrics = {"final_average_accuracy": 0.7, "final_answers_other_task_label": share}
+        write_fake_run(
+            tmp_path / "runs" / f"m{seed}", {"seed": seed, "migu": {"enabled": True}}, matrix, metrics=metrics
+        )
+    write_fake_run(tmp_path / "runs" / "ft", {"seed": 0, "migu": {"enabled": False}}, matrix)  # no record
+    result = build_report([tmp_path / "runs"], tmp_path / "out", ReportOptions(analysis=False))
+    per_group, per_run = next(s for s in result.sections if s.id == "metrics").items
+    column = per_group.headers.index("other-task answers")
+    assert {r[0]: r[column] for r in per_group.rows} == {"FT+MIGU": "30.0 ± 7.1", "FT": "-"}
+    assert sorted(r[column] for r in per_run.rows) == ["-", "25.0", "35.0"]

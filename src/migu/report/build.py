@@ -53,6 +53,7 @@ _METRICS = (
     ("learning_accuracy", "learning acc.", True),
     ("average_incremental_accuracy", "AIA", True),
     ("mean_update_fraction", "rows updated", False),
+    ("final_answers_other_task_label", "other-task answers", True),
 )
 
 
@@ -181,7 +182,9 @@ def _metrics_section(groups: list[Group]) -> Section:
         "Mean ± sample standard deviation over the runs (seeds) of each group. AA: final average accuracy; "
         "BWT: backward transfer; FWT: forward transfer; forgetting; learning acc.: accuracy on each task "
         "right after learning it; AIA: average incremental accuracy (all in percent, formulas in the README); "
-        "rows updated: the fraction of MIGU's target rows updated per step (1 without MIGU).",
+        "rows updated: the fraction of MIGU's target rows updated per step (1 without MIGU); other-task "
+        "answers: the share of the final evaluation's answers that name a label of another task of the "
+        "sequence only, how a model without task labels forgets (- where the run did not record it).",
         [Table(headers, rows, "per group"), Table(["group", "seed", *headers[2:]], per_run, "per run")],
     )
 
