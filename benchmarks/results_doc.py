@@ -59,6 +59,12 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
     return hits / 2**n
 
 
+def diff_cell(diffs: Sequence[float]) -> str:
+    """Signed mean ± sample std of paired differences in points (the mean alone for one pair)."""
+    mean, std = mean_std(diffs)
+    return f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
+
+
 def _pair_key(run: RunRecord) -> tuple:
     cfg = flatten(run.config)
     return (cfg.get("data.order"), tuple(cfg.get("data.tasks") or ()), run.seed)
@@ -82,8 +88,7 @@ def paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]], metric
         diffs = [by_variant[a][k] - by_variant[b][k] for k in keys]
         if not diffs:
             continue
-        mean, std = mean_std(diffs)
-        spread = f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
+        spread = diff_cell(diffs)
         better = sum(d > 0 for d in diffs)
         equal = sum(d == 0 for d in diffs)
         listed = ", ".join(f"{d:+.1f}" for d in diffs)
@@ -293,9 +298,7 @@ def _pct(runs: Sequence[RunRecord], metric: str) -> str:
 
 def _paired_cell(a: dict, b: dict, seeds: Sequence[int], metric: str) -> str:
     """Mean ± std over ``seeds`` of ``a[seed] - b[seed]`` for ``metric``, in points."""
-    diffs = [100.0 * (a[s].metrics[metric] - b[s].metrics[metric]) for s in seeds]
-    mean, std = mean_std(diffs)
-    return f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
+    return diff_cell([100.0 * (a[s].metrics[metric] - b[s].metrics[metric]) for s in seeds])
 
 
 def threshold_table(points: dict[str, dict]) -> str:
@@ -505,10 +508,10 @@ def cpt_paired_table(runs: list[tuple[int, dict]]) -> str:
         pairs = [data["rows"] for _, data in runs if a in data["rows"] and b in data["rows"]]
         if not pairs:
             continue
-        cells = []
-        for key in ("accuracy", "macro_f1"):
-            mean, std = mean_std([100.0 * (r[a]["mean"][key] - r[b]["mean"][key]) for r in pairs])
-            cells.append(f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}")
+        cells = [
+            diff_cell([100.0 * (r[a]["mean"][key] - r[b]["mean"][key]) for r in pairs])
+            for key in ("accuracy", "macro_f1")
+        ]
         listed = ", ".join(
             f"{100.0 * (r[a]['mean']['accuracy'] - r[b]['mean']['accuracy']):+.1f}" for r in pairs
         )
