@@ -41,6 +41,7 @@ __all__ = [
     "environment_info",
     "latest_complete",
     "lock_run_dir",
+    "portable_path",
     "read_json",
     "runs_below",
     "safe_name",
@@ -259,8 +260,39 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def environment_info(seed: int, device: str, num_processes: int) -> dict[str, Any]:
-    """What a reader needs to reproduce a run: versions, device, seed, commit, command line."""
+def portable_path(path: str | Path) -> str:
+    """``path`` without the parts that only name this machine, for files others read.
+
+    A folder inside an installed package becomes ``site-packages/<package>/...``, one in the home
+    folder ``~/...``, one under the working directory a relative path; anything else is kept.
+    Hub ids and other strings that are not absolute paths are returned unchanged.
+    """
+    import site
+    import sysconfig
+
+    text = str(path)
+    p = Path(text)
+    if not p.is_absolute():
+        return text
+    roots = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    for root in roots:
+        if p.is_relative_to(root):
+            return str(Path("site-packages") / p.relative_to(root))
+    if p.is_relative_to(Path.cwd()):
+        return str(p.relative_to(Path.cwd()))
+    if p.is_relative_to(Path.home()):
+        return str(Path("~") / p.relative_to(Path.home()))
+    return text
+
+
+def environment_info(
+    seed: int, device: str, num_processes: int, model_source: str | None = None
+) -> dict[str, Any]:
+    """What a reader needs to reproduce a run: versions, device, seed, commit, command line.
+
+    ``model_source`` (where the weights were loaded from) is recorded without machine-only parts
+    (:func:`portable_path`).
+    """
     import torch
 
     versions = {}
@@ -280,4 +312,5 @@ def environment_info(seed: int, device: str, num_processes: int) -> dict[str, An
         "seed": seed,
         "git_commit": _git_commit(),
         "command": sys.argv,
+        **({"model_source": portable_path(model_source)} if model_source is not None else {}),
     }

@@ -859,8 +859,9 @@ def _run_locked(config: RunConfig, run_dir: Path, resume: bool, show_progress: b
         if r.is_main and not resume:
             r.state["config"] = config.to_dict()  # what resume compares config.yaml with
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-            info = environment_info(config.seed, str(r.accelerator.device), r.accelerator.num_processes)
-            info["model_source"] = r.model_source
+            info = environment_info(
+                config.seed, str(r.accelerator.device), r.accelerator.num_processes, r.model_source
+            )
             # Which test items each task is scored on (fixed for every seed): equal digests, same items.
             info["test_sets"] = test_set_record(r.tasks)
             write_json(run_dir / "environment.json", info)

@@ -43,6 +43,7 @@ from migu.engine.rundir import (
     environment_info,
     latest_complete,
     lock_run_dir,
+    portable_path,
     read_json,
     swap_in,
     write_json,
@@ -315,9 +316,8 @@ class _PretrainRun:
             table[row] = cells
         data = {
             "name": self.cfg.name,
-            "run_dir": str(self.run_dir),
             "model": self.cfg.model.name,
-            "model_source": self.base_source,
+            "model_source": portable_path(self.base_source),
             "family": self.family,
             "objective": "masked-lm" if self.family == "encoder" else "causal-lm",
             "domains": [d.name for d in self.domains],
@@ -386,8 +386,9 @@ def _run_locked(config: PretrainConfig, run_dir: Path, resume: bool, show_progre
     try:
         r = _PretrainRun(config, run_dir, show_progress)  # fails on bad data or model before any write
         if not resume:
-            info = environment_info(config.seed, str(r.accelerator.device), r.accelerator.num_processes)
-            info["model_source"] = r.base_source
+            info = environment_info(
+                config.seed, str(r.accelerator.device), r.accelerator.num_processes, r.base_source
+            )
             write_json(run_dir / "environment.json", info)
             # Written last: its presence marks the directory as holding a run.
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
