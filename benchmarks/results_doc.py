@@ -216,19 +216,29 @@ def complete_pairs(runs: list[RunRecord], core: Sequence[str] = CORE) -> list[Ru
     return [r for r in runs if (_family(r.variant), _pair_key(r)) in keep]
 
 
-def sides_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]]) -> str:
-    """Per matched run pair, sorted by how much the base method forgot: what MIGU cost right after
-    learning (learning accuracy) beside what it kept (BWT), and the net (AA)."""
+def matched_sides(
+    runs: list[RunRecord], pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, tuple, dict[str, tuple[float, float]]]]:
+    """``(A, B, (order, tasks, seed), {metric: (A, B) in %})`` for every run pair matched on
+    (task order, seed), with the three metrics of :data:`_SIDES`."""
     by_variant: dict[str, dict[tuple, RunRecord]] = defaultdict(dict)
     for run in runs:
         by_variant[run.variant or ""][_pair_key(run)] = run
-    rows = []
+    out = []
     for a, b in pairs:
-        for key in set(by_variant[a]) & set(by_variant[b]):
+        for key in sorted(set(by_variant[a]) & set(by_variant[b]), key=str):
             ra, rb = by_variant[a][key], by_variant[b][key]
-            m = {n: (100.0 * ra.metrics[n], 100.0 * rb.metrics[n]) for n in _SIDES}
-            order = key[0] if key[0] is not None else "-"
-            rows.append((m["backward_transfer"][1], a, b, order, key[2], m))
+            out.append((a, b, key, {n: (100.0 * ra.metrics[n], 100.0 * rb.metrics[n]) for n in _SIDES}))
+    return out
+
+
+def sides_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]]) -> str:
+    """Per matched run pair, sorted by how much the base method forgot: what MIGU cost right after
+    learning (learning accuracy) beside what it kept (BWT), and the net (AA)."""
+    rows = []
+    for a, b, key, m in matched_sides(runs, pairs):
+        order = key[0] if key[0] is not None else "-"
+        rows.append((m["backward_transfer"][1], a, b, order, key[2], m))
     lines = [
         "Both sides per matched run, sorted by the base method's forgetting: A - B in points",
         "",
@@ -242,6 +252,36 @@ def sides_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]]) -> str:
             f"| {d['backward_transfer']:+.1f} | {d['final_average_accuracy']:+.1f} |"
         )
     return "\n".join(lines)
+
+
+def sides_summary_table(settings: Sequence[tuple[str, list[RunRecord], Sequence[tuple[str, str]]]]) -> str:
+    """One row per (setting, A - B) over every experiment: how much B forgot, what A cost in learning
+    accuracy, what it kept (BWT) and the net (AA), and in how many pairs a learning cost was not paid
+    back (A learned less and ended lower)."""
+    lines = [
+        "Every setting, MIGU (A) against its base method (B): mean paired differences in points",
+        "",
+        "| setting | A - B | pairs | BWT of B | learning acc. A - B | BWT A - B | AA A - B | AA higher | "
+        "learned less, ended lower |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, runs, pairs in settings:
+        by_pair: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = defaultdict(list)
+        for a, b, _, m in matched_sides(runs, pairs):
+            by_pair[(a, b)].append(m)
+        for (a, b), ms in by_pair.items():
+            d = {n: [m[n][0] - m[n][1] for m in ms] for n in _SIDES}
+            unpaid = sum(
+                la < 0 and aa < 0
+                for la, aa in zip(d["learning_accuracy"], d["final_average_accuracy"], strict=True)
+            )
+            bwt_b = statistics.fmean(m["backward_transfer"][1] for m in ms)
+            lines.append(
+                f"| {label} | {a} - {b} | {len(ms)} | {bwt_b:+.1f} | {diff_cell(d['learning_accuracy'])} "
+                f"| {diff_cell(d['backward_transfer'])} | {diff_cell(d['final_average_accuracy'])} "
+                f"| {sum(x > 0 for x in d['final_average_accuracy'])} of {len(ms)} | {unpaid} of {len(ms)} |"
+            )
+    return "\n".join(lines) if len(lines) > 4 else "(no finished run yet)"
 
 
 _SIDES = ("learning_accuracy", "backward_transfer", "final_average_accuracy")
@@ -582,9 +622,24 @@ TABLES: dict[str, Callable[[], str]] = {
     "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
     "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
     "cpt-paired": lambda: cpt_paired_table(cpt_runs(RESULTS / CPT)),
+    "sides-summary": lambda: sides_summary_table(_summary_settings()),
     "rows-updated": lambda: rows_updated_table(_runs(ROWS_UPDATED)),
     "rows-updated-repeat": lambda: repeat_table(_runs(ROWS_UPDATED), _runs(THRESHOLD)),
 }
+
+
+#: MIGU against its base method, per method family (the controls and other pairs stay in their sections).
+_MIGU_PAIRS = tuple((f"{m}+MIGU", m) for m in ("FT", "LoRA", "IncLoRA", "O-LoRA", "LoRA+replay"))
+
+
+def _summary_settings() -> list[tuple[str, list[RunRecord], Sequence[tuple[str, str]]]]:
+    """The experiments of the cross-setting summary, at the points their own tables use."""
+    return [
+        ("Standard, options head, MiniLM", complete_pairs(_runs(CONTROLS)), _MIGU_PAIRS),
+        ("Standard, task-label-free head, MiniLM", _runs("protocol-all"), _MIGU_PAIRS),
+        ("Long, options head, MiniLM", complete_pairs(_runs(LONG), LONG_CORE), _MIGU_PAIRS),
+        ("Standard, generative, SmolLM2", complete_pairs(_runs(GENERATIVE), LONG_CORE), _MIGU_PAIRS),
+    ]
 
 
 def render(doc: str) -> str:

@@ -112,6 +112,30 @@ def test_families_are_completed_separately_and_both_sides_are_paired(tmp_path):
     last = [c.strip() for c in rows[2].split("|")[2:-1]]
     assert last == ["1", "1", "-2.0", "-8.0", "+1.0", "-7.5"]
 
+    # The cross-setting summary of the same pairs, by hand: FT seeds 0 and 1 give learning -5 and -8,
+    # BWT +15 and +1, AA +2.5 and -7.5; seed 1 learned less and ended lower (not paid back).
+    from results_doc import sides_summary_table
+
+    summary = sides_summary_table(
+        [("toy", kept, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA"), ("X+MIGU", "X")))]
+    )
+    ft = [c.strip() for c in next(r for r in summary.splitlines() if "FT+MIGU - FT" in r).split("|")[1:-1]]
+    assert ft == [
+        "toy",
+        "FT+MIGU - FT",
+        "2",
+        "-11.0",
+        "-6.5 ± 2.1",
+        "+8.0 ± 9.9",
+        "-2.5 ± 7.1",
+        "1 of 2",
+        "1 of 2",
+    ]
+    lora = [c.strip() for c in next(r for r in summary.splitlines() if "LoRA+MIGU" in r).split("|")[1:-1]]
+    assert lora == ["toy", "LoRA+MIGU - LoRA", "1", "-10.0", "+0.0", "+6.0", "+3.0", "1 of 1", "0 of 1"]
+    assert "X+MIGU" not in summary  # a pair with no runs gives no row
+    assert sides_summary_table([("none", [], (("FT+MIGU", "FT"),))]) == "(no finished run yet)"
+
 
 def test_a_control_run_at_fewer_points_removes_no_point_of_the_main_comparison(tmp_path):
     import yaml
