@@ -467,6 +467,13 @@ def answers_table(runs: list[RunRecord]) -> str:
     return "\n".join(lines) if len(lines) > 4 else "(no finished run records it yet)"
 
 
+# ------------------------------------------------------------------------------------------ medium budget
+MEDIUM = "medium"
+#: The Standard orders at 200 examples a class with the task-label-free head: MIGU against its base
+#: and the random mask of the same size.
+MEDIUM_PAIRS = (("FT+MIGU", "FT"), ("FT+MIGU", "FT+random"), ("FT+random", "FT"), ("LoRA+MIGU", "LoRA"))
+
+
 # ------------------------------------------------------------------------------------------ generative
 GENERATIVE = "generative"
 #: SmolLM2 writes the label text (exact match, no restriction to the input's options): each MIGU
@@ -618,6 +625,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "controls-sides": _if_any(CONTROLS, lambda r: sides_table(r, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))),
     **sequence_tables("long", LONG, LONG_PAIRS, LONG_CORE),
     "long-rows-updated": _if_any(LONG, rows_updated_table, LONG_CORE),
+    **sequence_tables("medium", MEDIUM, MEDIUM_PAIRS, LONG_CORE),
+    "medium-matrix": _if_any(MEDIUM, matrix_table, LONG_CORE),
+    "medium-answers": _if_any(MEDIUM, answers_table, LONG_CORE),
     **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
     "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
     "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
@@ -637,6 +647,11 @@ def _summary_settings() -> list[tuple[str, list[RunRecord], Sequence[tuple[str, 
     return [
         ("Standard, options head, MiniLM", complete_pairs(_runs(CONTROLS)), _MIGU_PAIRS),
         ("Standard, task-label-free head, MiniLM", _runs("protocol-all"), _MIGU_PAIRS),
+        (
+            "Standard medium budget, task-label-free head, MiniLM",
+            complete_pairs(_runs(MEDIUM), LONG_CORE),
+            _MIGU_PAIRS,
+        ),
         ("Long, options head, MiniLM", complete_pairs(_runs(LONG), LONG_CORE), _MIGU_PAIRS),
         ("Standard, generative, SmolLM2", complete_pairs(_runs(GENERATIVE), LONG_CORE), _MIGU_PAIRS),
     ]
