@@ -472,6 +472,9 @@ MEDIUM = "medium"
 #: The Standard orders at 200 examples a class with the task-label-free head: MIGU against its base
 #: and the random mask of the same size.
 MEDIUM_PAIRS = (("FT+MIGU", "FT"), ("FT+MIGU", "FT+random"), ("FT+random", "FT"), ("LoRA+MIGU", "LoRA"))
+#: The same preset with the options-restricted head (eval.label_space=options): is amazon learnable at
+#: this budget at all, or only not under the task-label-free head?
+MEDIUM_OPTIONS = "medium-options"
 
 
 # ------------------------------------------------------------------------------------------ generative
@@ -628,6 +631,7 @@ TABLES: dict[str, Callable[[], str]] = {
     **sequence_tables("medium", MEDIUM, MEDIUM_PAIRS, LONG_CORE),
     "medium-matrix": _if_any(MEDIUM, matrix_table, LONG_CORE),
     "medium-answers": _if_any(MEDIUM, answers_table, LONG_CORE),
+    "medium-options-matrix": _if_any(MEDIUM_OPTIONS, matrix_table, LONG_CORE),
     **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
     "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
     "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
@@ -650,6 +654,11 @@ def _summary_settings() -> list[tuple[str, list[RunRecord], Sequence[tuple[str, 
         (
             "Standard medium budget, task-label-free head, MiniLM",
             complete_pairs(_runs(MEDIUM), LONG_CORE),
+            _MIGU_PAIRS,
+        ),
+        (
+            "Standard medium budget, options head, MiniLM",
+            complete_pairs(_runs(MEDIUM_OPTIONS), LONG_CORE),
             _MIGU_PAIRS,
         ),
         ("Long, options head, MiniLM", complete_pairs(_runs(LONG), LONG_CORE), _MIGU_PAIRS),
