@@ -65,8 +65,10 @@ def test_two_domains_then_end_tasks(family, pretrain_models, tiny_domains, tmp_p
     # MIGU changed the pre-trained weights.
     w_ft, w_migu = _weights(d, "CPT"), _weights(d, "CPT+MIGU")
     assert any(not torch.equal(w_ft[k], w_migu[k]) for k in w_ft)
-    table = format_results(data)
+    table = format_results(data, result.run_dir)
     assert "CPT+MIGU" in table and "colors" in table
+    assert table.splitlines()[-1] == f"run directory: {d}"
+    assert "run directory" not in format_results(data)  # results.json alone does not know it
     with pytest.raises(RunDirExists, match="--resume"):
         run_pretrain(cfg, show_progress=False)
     assert resume_pretrain(d, show_progress=False).rows == result.rows  # finished: read back

@@ -88,7 +88,7 @@ def _pretrain(ns: argparse.Namespace) -> int:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
         result = run_pretrain(cfg, show_progress=not ns.no_progress)
-    print(format_results(result.data))
+    print(format_results(result.data, result.run_dir))
     return 0
 
 

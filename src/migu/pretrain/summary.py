@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["format_results"]
@@ -12,12 +13,14 @@ def _fmt(x: Any) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def format_results(results: Mapping[str, Any]) -> str:
+def format_results(results: Mapping[str, Any], run_dir: Path | None = None) -> str:
     """One line per row (``base``, then each pre-trained variant): accuracy and macro-F1 (in %) on
     every domain's end task and their mean; then the pre-training losses per domain.
 
     Args:
         results: The mapping written to ``results.json`` by :func:`migu.pretrain.runner.run_pretrain`.
+        run_dir: The run directory, named on a last line when given (``results.json`` does not
+            record it: a run directory can be moved, and the file names no folder of the machine).
     """
     domains = list(results["domains"])
     rows: Mapping[str, Mapping[str, Mapping[str, float]]] = results["rows"]
@@ -46,5 +49,6 @@ def format_results(results: Mapping[str, Any]) -> str:
                 extra = f", {100 * frac:.0f}% rows" if frac is not None and frac < 1.0 else ""
                 parts.append(f"{s['domain']} {s['loss_first']:.3f}->{s['loss_last']:.3f}{extra}")
             lines.append(f"  {name}: " + "; ".join(parts))
-    lines.append(f"run directory: {results.get('run_dir', '?')}")
+    if run_dir is not None:
+        lines.append(f"run directory: {run_dir}")
     return "\n".join(lines)
