@@ -287,6 +287,66 @@ def sides_summary_table(settings: Sequence[tuple[str, list[RunRecord], Sequence[
 _SIDES = ("learning_accuracy", "backward_transfer", "final_average_accuracy")
 
 
+# --------------------------------------------------------------------------- when each side wins
+FIGURE_TRADEOFF = ROOT / "docs" / "figures" / "tradeoff.png"
+#: Bins of how much the base method forgot (its BWT, points): (label, lower bound exclusive, upper).
+FORGETTING_BINS = (
+    ("B forgot little: BWT of B > -5", -5.0, math.inf),
+    ("B forgot some: -15 < BWT of B <= -5", -15.0, -5.0),
+    ("B forgot much: BWT of B <= -15", -math.inf, -15.0),
+)
+
+
+def tradeoff_points(
+    settings: Sequence[tuple[str, list[RunRecord], Sequence[tuple[str, str]]]],
+) -> dict[str, list[tuple[float, float, float]]]:
+    """Per setting: ``(learning acc. A - B, kept A - B, BWT of B)`` in points for every matched pair.
+
+    "Kept" is ``(AA - LA)`` of A minus that of B: with T tasks, AA - LA = (T - 1) / T * BWT exactly,
+    so it is what A changed in retention, in AA points, and ``learning + kept = AA A - B`` to the
+    last digit: a pair's net is split into what it did to learning and what it did to keeping.
+    """
+    out: dict[str, list[tuple[float, float, float]]] = {}
+    for label, runs, pairs in settings:
+        pts = []
+        for _, _, _, m in matched_sides(runs, pairs):
+            la = m["learning_accuracy"][0] - m["learning_accuracy"][1]
+            aa = m["final_average_accuracy"][0] - m["final_average_accuracy"][1]
+            pts.append((la, aa - la, m["backward_transfer"][1]))
+        if pts:
+            out[label] = pts
+    return out
+
+
+def forgetting_bins_table(points: dict[str, list[tuple[float, float, float]]]) -> str:
+    """Every MIGU-vs-base pair of every setting, grouped by how much the base method forgot: where
+    MIGU's learning cost was paid back by what it kept, and where not."""
+    lines = [
+        "Every pair of the summary above, grouped by the base method's forgetting: mean ± std of A - B, points",
+        "",
+        "| base forgetting | pairs | from | learning acc. A - B | kept (AA - LA) A - B | AA A - B | AA higher "
+        "| learned less, ended lower |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, low, high in FORGETTING_BINS:
+        rows = [(label, p) for label, pts in points.items() for p in pts if low < p[2] <= high]
+        if not rows:
+            continue
+        la = [p[0] for _, p in rows]
+        kept = [p[1] for _, p in rows]
+        aa = [p[0] + p[1] for _, p in rows]
+        count: dict[str, int] = defaultdict(int)
+        for label, _ in rows:
+            count[label] += 1
+        where = "; ".join(f"{label} {n}" for label, n in count.items())
+        unpaid = sum(x < 0 and y < 0 for x, y in zip(la, aa, strict=True))
+        lines.append(
+            f"| {name} | {len(rows)} | {where} | {diff_cell(la)} | {diff_cell(kept)} | {diff_cell(aa)} "
+            f"| {sum(x > 0 for x in aa)} of {len(rows)} | {unpaid} of {len(rows)} |"
+        )
+    return "\n".join(lines) if len(lines) > 4 else "(no finished run yet)"
+
+
 def _if_any(
     sub: str, make: Callable[[list[RunRecord]], str], core: Sequence[str] = CORE
 ) -> Callable[[], str]:
@@ -637,6 +697,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
     "cpt-paired": lambda: cpt_paired_table(cpt_runs(RESULTS / CPT)),
     "sides-summary": lambda: sides_summary_table(_summary_settings()),
+    "sides-by-forgetting": lambda: forgetting_bins_table(tradeoff_points(_summary_settings())),
     "rows-updated": lambda: rows_updated_table(_runs(ROWS_UPDATED)),
     "rows-updated-repeat": lambda: repeat_table(_runs(ROWS_UPDATED), _runs(THRESHOLD)),
 }
@@ -693,13 +754,21 @@ def main() -> int:
             return 1
         print("docs/results.md matches results/")
         return 0
-    figure = threshold_figure(_threshold_points())
-    if figure is not None:
-        FIGURE_THRESHOLD.parent.mkdir(parents=True, exist_ok=True)
-        tmp_png = FIGURE_THRESHOLD.with_suffix(".png.tmp")
+    from migu.report.plots import tradeoff_scatter
+
+    points = {k: [p[:2] for p in v] for k, v in tradeoff_points(_summary_settings()).items()}
+    figures = {
+        FIGURE_THRESHOLD: threshold_figure(_threshold_points()),
+        FIGURE_TRADEOFF: tradeoff_scatter(points) if points else None,
+    }
+    for path, figure in figures.items():
+        if figure is None:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_png = path.with_suffix(".png.tmp")
         tmp_png.write_bytes(figure)
-        tmp_png.replace(FIGURE_THRESHOLD)
-        print(f"drew {FIGURE_THRESHOLD.relative_to(ROOT)}")
+        tmp_png.replace(path)
+        print(f"drew {path.relative_to(ROOT)}")
     if new != old:
         tmp = DOC.with_suffix(".md.tmp")
         tmp.write_text(new, encoding="utf-8")

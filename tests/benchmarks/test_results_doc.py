@@ -136,6 +136,40 @@ def test_families_are_completed_separately_and_both_sides_are_paired(tmp_path):
     assert "X+MIGU" not in summary  # a pair with no runs gives no row
     assert sides_summary_table([("none", [], (("FT+MIGU", "FT"),))]) == "(no finished run yet)"
 
+    # The same pairs grouped by the base's forgetting, by hand: FT seed 1 (BWT of B -2) forgot little,
+    # LoRA seed 0 (-10) some, FT seed 0 (-20) much; kept = AA - LA change = AA diff - learning diff.
+    from results_doc import forgetting_bins_table, tradeoff_points
+
+    points = tradeoff_points([("toy", kept, (("FT+MIGU", "FT"), ("LoRA+MIGU", "LoRA")))])
+    got = sorted(tuple(round(x, 9) for x in p) for p in points["toy"])
+    assert got == [(-8.0, 0.5, -2.0), (-5.0, 7.5, -20.0), (0.0, 3.0, -10.0)]
+    bins = forgetting_bins_table(points)
+    expected = {
+        "B forgot little: BWT of B > -5": ["-8.0", "+0.5", "-7.5", "0 of 1", "1 of 1"],
+        "B forgot some: -15 < BWT of B <= -5": ["+0.0", "+3.0", "+3.0", "1 of 1", "0 of 1"],
+        "B forgot much: BWT of B <= -15": ["-5.0", "+7.5", "+2.5", "1 of 1", "0 of 1"],
+    }
+    for label, cells in expected.items():
+        assert _cells(bins, label) == ["1", "toy 1", *cells]
+    assert forgetting_bins_table({}) == "(no finished run yet)"
+
+
+def test_kept_is_the_bwt_side_of_aa_on_every_recorded_run():
+    """AA - LA = (T - 1) / T * BWT holds for the metrics.json of every finished run in results/, so
+    the split of a pair's AA difference into learning and keeping is exact, not a model of it."""
+    from migu.report.collect import load_runs
+
+    runs, _ = load_runs([ROOT / "results"])
+    checked = 0
+    for run in runs:
+        m, n = run.metrics, len(run.tasks)
+        if n < 2 or any(m.get(k) is None for k in ("learning_accuracy", "backward_transfer")):
+            continue
+        lhs = m["final_average_accuracy"] - m["learning_accuracy"]
+        assert lhs == pytest.approx((n - 1) / n * m["backward_transfer"], abs=1e-9), run.run_dir
+        checked += 1
+    assert checked >= 50  # the controls alone hold more than 50 finished runs
+
 
 def test_a_control_run_at_fewer_points_removes_no_point_of_the_main_comparison(tmp_path):
     import yaml

@@ -226,6 +226,36 @@ def threshold_curve(
     return _png(fig)
 
 
+def tradeoff_scatter(points: Mapping[str, Sequence[tuple[float, float]]]) -> bytes:
+    """MIGU against its base method, one point per matched run pair: what it changed in learning
+    (x) against what it changed in keeping (y), both in points of final average accuracy.
+
+    Points above the dashed line ``x + y = 0`` ended higher than the base, points left of ``x = 0``
+    learned less; so the upper-left quadrant holds a learning cost paid back by retention.
+
+    Args:
+        points: Series label (a setting) -> points ``(learning acc. A - B, kept A - B)``.
+    """
+    fig = Figure(figsize=(5.8, 4.2))
+    ax = fig.add_subplot()
+    markers = "osD^vP*X"
+    for i, (label, pts) in enumerate(points.items()):
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        ax.scatter(xs, ys, s=28, marker=markers[i % len(markers)], label=f"{label} ({len(pts)})", alpha=0.8)
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.axvline(0.0, color="0.6", lw=0.8)
+    lo, hi = ax.get_xlim()
+    ax.plot([lo, hi], [-lo, -hi], ls="--", color="0.3", lw=1.0, label="AA unchanged (x + y = 0)")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("learning accuracy, MIGU - base (points)")
+    ax.set_ylabel("kept: (AA - LA), MIGU - base (points)")
+    ax.grid(alpha=0.3)
+    # Below the axes: no legend box hides a point, however the points fall.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    return _png(fig)
+
+
 def overlap_heatmap(tasks: Sequence[str], overlap: np.ndarray, title: str) -> bytes:
     """Tasks x tasks overlap ratio of updated rows (``overlap`` of shape ``(n, n)``)."""
     n = len(tasks)
