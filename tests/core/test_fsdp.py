@@ -23,7 +23,7 @@ from fsdp_worker import (
     build_model,
     parse_case,
 )
-from launch import run_launch, torchrun
+from launch import assert_close_up_to_adam_noise, run_launch, torchrun
 from tiny_models import make_batch
 
 import migu
@@ -107,8 +107,11 @@ def test_fsdp2_two_processes_equal_one_process(fsdp_results, family, case):
             torch.testing.assert_close(mine.chunk(3)[1], k, rtol=0, atol=LR / 10, msg=key)
             value, mine = torch.cat([q, v]), torch.cat([mine.chunk(3)[0], mine.chunk(3)[2]])
         # Adam divides by sqrt(v): an element whose gradient is float noise (summation order differs
-        # between 2 ranks and 1 process) can move by a noticeable fraction of lr. 1e-5 = lr * 1e-3.
-        torch.testing.assert_close(mine, value, rtol=1e-5, atol=1e-5, msg=key)
+        # between 2 ranks and 1 process) can move by a noticeable fraction of lr. 1e-5 = lr * 1e-3 for
+        # all but 0.1% of the elements, which stay within lr / 10 (see assert_close_up_to_adam_noise).
+        assert_close_up_to_adam_noise(
+            mine, value, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg=key
+        )
     if parse_case(case)["fast"]:
         assert got["fallbacks"] and set(got["fallbacks"].values()) == {"DTensor (FSDP2-sharded) weight"}
 
@@ -122,3 +125,19 @@ def test_unsupported_sharded_setups_raise(fsdp_results):
     assert "after migu.attach" in messages["shard_after_attach"]
     for name in ("fsdp1", "tensor_parallel", "shard_dim1"):
         assert "Supported:" in messages[name] and "fully_shard" in messages[name], name
+
+
+def test_the_adam_noise_tolerance_still_fails_a_row_that_moved():
+    """The tolerance of the 2-rank comparisons lets single float-noise elements through, not a fault."""
+    expected = torch.zeros(64, 64)  # a weight, 4096 elements
+    noise = expected.clone()
+    noise[5, 7] = 2.4e-5  # one element moved by float noise, as measured on an Intel Xeon
+    assert_close_up_to_adam_noise(noise, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w")
+    row = expected.clone()
+    row[3] += LR  # one row updated by one step of lr that the other run did not take: 1.6% of the elements
+    with pytest.raises(AssertionError, match="64 of 4096 elements"):
+        assert_close_up_to_adam_noise(row, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w")
+    far = expected.clone()
+    far[0, 0] = LR  # a single element, but one whole step of lr away
+    with pytest.raises(AssertionError, match="largest difference"):
+        assert_close_up_to_adam_noise(far, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from launch import free_port, launch_env
+from launch import assert_close_up_to_adam_noise, free_port, launch_env
 from safetensors.torch import load_file
 from tiny_runs import save_tiny_model, tiny_config, write_tiny_benchmark
 
@@ -83,7 +83,9 @@ def test_two_processes_end_with_the_matrix_of_one(tmp_path, launcher):
     results = {}
     # short: 4 steps a task, weights to float rounding; long: 120 steps a task, the model learns both
     # tasks and the matrices must be equal (the weights then differ by float noise that 240 Adam
-    # steps amplified, measured below 1e-3 = one step of lr, so they are compared at 5 steps of lr).
+    # steps amplified: below 1e-3 = one step of lr on an AMD EPYC; on an Intel Xeon up to 17 steps of
+    # lr in single elements, 26 of 1536 elements of one weight beyond 5 steps; so 5 steps of lr for
+    # all but 5% of a tensor's elements, and 50 steps for those, far below a fault that moves rows).
     # accum: 2 micro-batches a step; the ranks skip the all-reduce of the first (no_sync) and must
     # still train as one process that accumulates the same examples.
     cases = [("short", 4, 1e-5, 1), ("long", None, 5e-3, 1)]
@@ -104,7 +106,12 @@ def test_two_processes_end_with_the_matrix_of_one(tmp_path, launcher):
         assert m2 == m1, length
         assert w1.keys() == w2.keys()
         for key in w1:
-            torch.testing.assert_close(w2[key], w1[key], rtol=1e-5, atol=atol, msg=f"{length}: {key}")
+            if length == "long":
+                assert_close_up_to_adam_noise(
+                    w2[key], w1[key], atol=atol, outlier_atol=10 * atol, max_outlier_fraction=0.05, msg=key
+                )
+            else:
+                torch.testing.assert_close(w2[key], w1[key], rtol=1e-5, atol=atol, msg=f"{length}: {key}")
     (m1, _, s1), _ = results["long"]
     assert s1["optimizer_steps"] == 240
     assert m1[1] != m1[0] and m1[2] != m1[1], m1  # the model learned: the matrix comparison has teeth
