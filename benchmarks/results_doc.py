@@ -23,13 +23,14 @@ distributional assumption), which with n pairs cannot go below 2 / 2^n.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
 import re
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -335,10 +336,7 @@ def forgetting_bins_table(points: dict[str, list[tuple[float, float, float]]]) -
         la = [p[0] for _, p in rows]
         kept = [p[1] for _, p in rows]
         aa = [p[0] + p[1] for _, p in rows]
-        count: dict[str, int] = defaultdict(int)
-        for label, _ in rows:
-            count[label] += 1
-        where = "; ".join(f"{label} {n}" for label, n in count.items())
+        where = "; ".join(f"{label} {n}" for label, n in Counter(label for label, _ in rows).items())
         unpaid = sum(x < 0 and y < 0 for x, y in zip(la, aa, strict=True))
         lines.append(
             f"| {name} | {len(rows)} | {where} | {diff_cell(la)} | {diff_cell(kept)} | {diff_cell(aa)} "
@@ -707,6 +705,7 @@ TABLES: dict[str, Callable[[], str]] = {
 _MIGU_PAIRS = tuple((f"{m}+MIGU", m) for m in ("FT", "LoRA", "IncLoRA", "O-LoRA", "LoRA+replay"))
 
 
+@functools.cache  # read once: the summary table, the pooled table and the figure all use it
 def _summary_settings() -> list[tuple[str, list[RunRecord], Sequence[tuple[str, str]]]]:
     """The experiments of the cross-setting summary, at the points their own tables use."""
     return [
