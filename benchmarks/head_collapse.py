@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from migu.data.task import Task  # noqa: E402
 from migu.engine.config import load_run_config, parse_overrides  # noqa: E402
+from migu.engine.families import EncoderFamily  # noqa: E402
 from migu.engine.runner import run  # noqa: E402
 from migu.engine.trained import load_trained  # noqa: E402
 
@@ -38,7 +41,7 @@ PRESET = Path(__file__).resolve().parents[1] / "src/migu/presets/cpu-standard-mi
 
 
 @torch.no_grad()
-def feature_stats(model: torch.nn.Module, family, tasks) -> list[dict]:
+def feature_stats(model: torch.nn.Module, family: EncoderFamily, tasks: Sequence[Task]) -> list[dict]:
     """Per task: distinct answers, tanh saturation, feature spread and logit spread/gap on its test items."""
     captured: dict[str, torch.Tensor] = {}
     pooler = (
@@ -46,9 +49,7 @@ def feature_stats(model: torch.nn.Module, family, tasks) -> list[dict]:
         if hasattr(model, "bert")
         else model.get_submodule("base_model.model.bert.pooler")
     )
-    hooks = [
-        pooler.dense.register_forward_hook(lambda m, i, o: captured.__setitem__("pre", o.detach())),
-    ]
+    hook = pooler.dense.register_forward_hook(lambda m, i, o: captured.__setitem__("pre", o.detach()))
     try:
         rows = []
         model.eval()
@@ -81,8 +82,7 @@ def feature_stats(model: torch.nn.Module, family, tasks) -> list[dict]:
             )
         return rows
     finally:
-        for h in hooks:
-            h.remove()
+        hook.remove()
 
 
 def main() -> int:
