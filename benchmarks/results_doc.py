@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
 import math
 import re
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from order_table import mean_std_cell, per_task_table, table  # noqa: E402
 
 from migu.report.collect import NotARunDir, RunRecord, flatten, load_runs, mean_std  # noqa: E402
+from migu.report.paired import pair_key, sign_flip_p  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 RESULTS = ROOT / "results"
@@ -47,28 +47,10 @@ _BLOCK = re.compile(r"(<!-- table: (?P<id>[\w-]+) -->\n)(?P<body>.*?)(<!-- end t
 
 
 # ------------------------------------------------------------------------------------------ statistics
-def sign_flip_p(diffs: Sequence[float]) -> float:
-    """Exact two-sided p-value of the mean of paired differences under random sign flips."""
-    n = len(diffs)
-    if n == 0:
-        return float("nan")
-    observed = abs(statistics.fmean(diffs))
-    hits = 0
-    for signs in itertools.product((1.0, -1.0), repeat=n):
-        if abs(statistics.fmean(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12:
-            hits += 1
-    return hits / 2**n
-
-
 def diff_cell(diffs: Sequence[float]) -> str:
     """Signed mean ± sample std of paired differences in points (the mean alone for one pair)."""
     mean, std = mean_std(diffs)
     return f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
-
-
-def _pair_key(run: RunRecord) -> tuple:
-    cfg = flatten(run.config)
-    return (cfg.get("data.order"), tuple(cfg.get("data.tasks") or ()), run.seed)
 
 
 def paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]], metric: str, title: str) -> str:
@@ -77,7 +59,7 @@ def paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]], metric
     for run in runs:
         value = run.metrics.get(metric)
         if run.variant is not None and value is not None:
-            by_variant[run.variant][_pair_key(run)] = 100.0 * float(value)
+            by_variant[run.variant][pair_key(run)] = 100.0 * float(value)
     lines = [
         f"{title}: paired differences A - B in points, matched on (task order, seed)",
         "",
@@ -212,9 +194,9 @@ def complete_pairs(runs: list[RunRecord], core: Sequence[str] = CORE) -> list[Ru
         family = _family(r.variant)
         if (r.variant or "") in {family + c for c in core}:
             seen[family].add(r.variant)
-            by_key[(family, _pair_key(r))].add(r.variant)
+            by_key[(family, pair_key(r))].add(r.variant)
     keep = {k for k, v in by_key.items() if v == seen[k[0]]}
-    return [r for r in runs if (_family(r.variant), _pair_key(r)) in keep]
+    return [r for r in runs if (_family(r.variant), pair_key(r)) in keep]
 
 
 def matched_sides(
@@ -224,7 +206,7 @@ def matched_sides(
     (task order, seed), with the three metrics of :data:`_SIDES`."""
     by_variant: dict[str, dict[tuple, RunRecord]] = defaultdict(dict)
     for run in runs:
-        by_variant[run.variant or ""][_pair_key(run)] = run
+        by_variant[run.variant or ""][pair_key(run)] = run
     out = []
     for a, b in pairs:
         for key in sorted(set(by_variant[a]) & set(by_variant[b]), key=str):
@@ -635,7 +617,7 @@ ROWS_UPDATED = "rows-updated"
 
 def _repeat_key(run: RunRecord) -> tuple:
     cfg = flatten(run.config)
-    return (run.variant, cfg.get("migu.threshold"), cfg.get("eval.label_space"), *_pair_key(run))
+    return (run.variant, cfg.get("migu.threshold"), cfg.get("eval.label_space"), *pair_key(run))
 
 
 def repeat_table(again: list[RunRecord], earlier: list[RunRecord]) -> str:

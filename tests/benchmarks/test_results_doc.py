@@ -11,23 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from results_doc import sign_flip_p  # noqa: E402
-
 
 def _cells(table: str, label: str) -> list[str]:
     """The cells after the first of the Markdown row whose first cell is ``label``."""
     line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
     return [c.strip() for c in line.split("|")[2:-1]]
-
-
-def test_sign_flip_p_on_hand_computed_cases():
-    # All of n differences positive: only "all +" and "all -" reach |mean| -> 2 / 2^n.
-    assert sign_flip_p([1.0, 2.0, 3.0]) == pytest.approx(2 / 8)
-    assert sign_flip_p([0.5] * 9) == pytest.approx(2 / 512)
-    # [3, -1]: patterns (+,+) 1, (+,-) 2, (-,+) -2, (-,-) -1 -> |mean| >= 1 for all four.
-    assert sign_flip_p([3.0, -1.0]) == pytest.approx(1.0)
-    # [4, 1, 1]: |mean| of the 8 patterns: 2, 4/3, 4/3, 2/3 and mirrored -> 2 of 8 reach 2.
-    assert sign_flip_p([4.0, 1.0, 1.0]) == pytest.approx(2 / 8)
 
 
 def test_results_doc_matches_the_raw_results():

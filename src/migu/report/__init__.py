@@ -1,8 +1,9 @@
 """Reports: compare finished runs in one HTML page (``migu report``).
 
 :func:`build_report`: accuracy matrices, per-task curves, metrics across methods and seeds,
-threshold curves, task similarity through MIGU's masks, magnitudes, time and memory. Reports only
-read run directories; sweeps, which run runs, are in :mod:`migu.engine.sweep`.
+paired comparisons with a sign-flip test (:mod:`migu.report.paired`), threshold curves, task
+similarity through MIGU's masks, magnitudes, time and memory. Reports only read run directories;
+sweeps, which run runs, are in :mod:`migu.engine.sweep`.
 
 Names are imported on first use, so that importing the package does not load matplotlib.
 """

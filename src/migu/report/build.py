@@ -7,6 +7,8 @@ Sections (HTML ids), in order:
 - ``matrices``: per group, the accuracy matrix (mean over seeds) as a heatmap.
 - ``per-task``: per group, each task's accuracy after each step of the sequence.
 - ``seeds``: final average accuracy and backward transfer of every run, per group (box or violin).
+- ``paired``: MIGU against its base and against other masks of the same size, run for run (same
+  task sequence and seed), with an exact sign-flip p-value (:mod:`migu.report.paired`).
 - ``threshold``: a metric against MIGU's threshold T, when the runs differ in T.
 - ``similarity``: overlap of the rows each task would update, per layer and averaged (needs checkpoints).
 - ``magnitudes``: output magnitudes of one layer for samples of each task (needs checkpoints).
@@ -26,6 +28,7 @@ from typing import Any
 from migu.report import plots
 from migu.report.collect import Group, RunRecord, group_runs, load_runs, mean_std
 from migu.report.html import Image, Note, Section, Table, render_html, render_markdown
+from migu.report.paired import PAIRED_METRICS, migu_comparisons
 
 __all__ = ["SECTION_IDS", "ReportOptions", "ReportResult", "build_report"]
 
@@ -38,6 +41,7 @@ SECTION_IDS = (
     "matrices",
     "per-task",
     "seeds",
+    "paired",
     "threshold",
     "similarity",
     "magnitudes",
@@ -251,6 +255,54 @@ def _seeds_section(groups: list[Group]) -> Section:
         "Spread over seeds",
         "Each point is one run; boxes (violins from 4 runs per group on) show how much a method's result "
         "depends on the seed (the paper's Figs. 6-10).",
+        items,
+    )
+
+
+def _paired_section(runs: list[RunRecord]) -> Section:
+    comparisons = migu_comparisons(runs)
+    headers = ["A - B", "pairs"]
+    for _, label in PAIRED_METRICS:
+        headers += [f"{label} A - B (points)", f"{label}: A higher / equal / lower", f"{label} p"]
+    rows = []
+    items: list[Any] = []
+    for c in comparisons:
+        row = [f"{c.a} - {c.b}", str(len(c.pairs))]
+        for key, _ in PAIRED_METRICS:
+            s = c.summary(key)
+            row += (
+                ["-", "-", "-"]
+                if s is None
+                else [s.cell(), f"{s.better} / {s.equal} / {s.worse}", f"{s.p:.3f}"]
+            )
+        rows.append(row)
+        if c.repeated:
+            items.append(
+                Note(
+                    f"{c.a} - {c.b}: {len(c.repeated)} (sequence, seed) point(s) ran more than once; the first run read is used.",
+                    "warning",
+                )
+            )
+    if rows:
+        items.insert(0, Table(headers, rows))
+    else:
+        items.append(
+            Note(
+                "No run with MIGU has a run without it (or with another mask criterion) on the same task "
+                "sequence and seed and otherwise the same settings: run both, e.g. "
+                "`migu sweep --grid seed=[0,1,2] --variants FT,FT+MIGU,FT+random`."
+            )
+        )
+    return Section(
+        "paired",
+        "Paired comparisons",
+        "Each method with MIGU against the same method without it, and MIGU's output-magnitude mask "
+        "against a mask of the same size chosen otherwise (random, weight or gradient norm), run for run: "
+        "a pair is two runs with the same task sequence and seed (same training sample, initial weights "
+        "and test items), pooled over the task sequences. Mean ± sample std of the differences A - B in "
+        "points, and the exact two-sided sign-flip p-value of their mean (with n pairs it cannot go below "
+        "2 / 2^n: at least 6 pairs for p < 0.05). A gain is larger than the seed spread when p is small, "
+        "not when the means of two groups differ.",
         items,
     )
 
@@ -532,6 +584,7 @@ def build_report(
         _matrices_section(groups),
         _per_task_section(groups),
         _seeds_section(groups),
+        _paired_section(runs),
         _threshold_section(groups),
         _similarity_section(analyses, notes, opts),
         _magnitudes_section(analyses, notes, opts),

@@ -425,12 +425,18 @@ class Group:
         return out
 
 
-def _group_key_values(run: RunRecord) -> dict[str, Any]:
+#: Keys that say which task sequence a run trained; ``group_runs(across_sequences=True)`` ignores them.
+SEQUENCE_KEYS = frozenset({"data.order", "data.tasks", "__tasks__"})
+
+
+def _group_key_values(run: RunRecord, across_sequences: bool = False) -> dict[str, Any]:
     flat = {k: v for k, v in flatten(run.config).items() if k not in IGNORED_KEYS and k != "variants"}
     flat = {k: v for k, v in flat.items() if not k.startswith("variants.")}
     if not run.migu_enabled:  # MIGU's settings do nothing without MIGU
         flat = {k: v for k, v in flat.items() if not k.startswith("migu.") or k == "migu.enabled"}
     flat["__tasks__"] = tuple(run.tasks)  # the sequence actually trained, whatever selected it
+    if across_sequences:
+        flat = {k: v for k, v in flat.items() if k not in SEQUENCE_KEYS}
     return flat
 
 
@@ -442,20 +448,30 @@ def _fmt_value(value: Any) -> str:
     return str(value)
 
 
-def group_runs(runs: Sequence[RunRecord]) -> list[Group]:
+def group_runs(runs: Sequence[RunRecord], *, across_sequences: bool = False) -> list[Group]:
     """Group runs that differ only in their seed, and label each group.
 
     Args:
         runs: The runs to compare.
+        across_sequences: Let a group span task sequences too (``data.order``, ``data.tasks``), as
+            the arms of a paired comparison do (:mod:`migu.report.paired`); runs' labels are then
+            left as they are.
 
     Returns:
-        Groups in order of first appearance; every run's ``label`` is set to its group's.
+        Groups in order of first appearance; every run's ``label`` is set to its group's (unless
+        ``across_sequences``).
     """
-    values = [_group_key_values(r) for r in runs]
+    values = [_group_key_values(r, across_sequences) for r in runs]
     keys = sorted({k for v in values for k in v})
     # A key varies when the runs that have it disagree; a key missing from a run (MIGU's settings of
     # a run without MIGU, a key added in a later version) does not make it vary.
     varying = [k for k in keys if len({v[k] for v in values if k in v}) > 1]
+    # Keys some variant sets are told by the variants' names (FT+random, FT+MIGU(official)): not
+    # repeated in the labels of variant runs. A sequence picked by data.order is told by the order.
+    variant_keys = {k for r in runs if r.variant is not None for k in r.variant_overrides}
+    redundant = {"__tasks__", "data.tasks"} if "data.order" in varying else set()
+    if "data.tasks" in varying:
+        redundant.add("__tasks__")
     groups: dict[tuple[Any, ...], Group] = {}
     for run, vals in zip(runs, values, strict=True):
         method = run.variant or method_label(run.config)
@@ -466,8 +482,8 @@ def group_runs(runs: Sequence[RunRecord]) -> list[Group]:
                 k
                 for k in varying
                 if k not in METHOD_KEYS
-                and k not in run.variant_overrides
-                and not (k == "__tasks__" and any(x in varying for x in ("data.tasks", "data.order")))
+                and k not in redundant
+                and not (run.variant is not None and k in variant_keys)
                 and k in vals
             ]
             parts = [
@@ -482,8 +498,9 @@ def group_runs(runs: Sequence[RunRecord]) -> list[Group]:
     _make_unique(out)
     for g in out:
         g.runs.sort(key=lambda r: (r.seed is None, r.seed if isinstance(r.seed, int) else 0, str(r.run_dir)))
-        for r in g.runs:
-            r.label = g.label
+        if not across_sequences:
+            for r in g.runs:
+                r.label = g.label
     return out
 
 
