@@ -132,12 +132,18 @@ def test_the_adam_noise_tolerance_still_fails_a_row_that_moved():
     expected = torch.zeros(64, 64)  # a weight, 4096 elements
     noise = expected.clone()
     noise[5, 7] = 2.4e-5  # one element moved by float noise, as measured on an Intel Xeon
-    assert_close_up_to_adam_noise(noise, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w")
+    assert_close_up_to_adam_noise(
+        noise, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w"
+    )
     row = expected.clone()
     row[3] += LR  # one row updated by one step of lr that the other run did not take: 1.6% of the elements
     with pytest.raises(AssertionError, match="64 of 4096 elements"):
-        assert_close_up_to_adam_noise(row, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w")
+        assert_close_up_to_adam_noise(
+            row, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w"
+        )
     far = expected.clone()
     far[0, 0] = LR  # a single element, but one whole step of lr away
     with pytest.raises(AssertionError, match="largest difference"):
-        assert_close_up_to_adam_noise(far, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w")
+        assert_close_up_to_adam_noise(
+            far, expected, atol=1e-5, outlier_atol=LR / 10, max_outlier_fraction=1e-3, msg="w"
+        )
