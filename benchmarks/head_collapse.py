@@ -8,7 +8,7 @@ back (:func:`migu.engine.trained.load_trained`) and prints, for the pretrained m
 trained one, on every task's fixed test items:
 
 - ``distinct``: how many different labels the model answers (1 = a constant answer);
-- ``saturated``: the share of the pooler's tanh units with ``|tanh| > 0.99``;
+- ``saturated``: the share of the pooled feature's entries with ``|x| > 0.99`` (for the [CLS] pooler: tanh units saturated);
 - ``feature std``: the spread of the pooled feature across test items (mean over units of the
   standard deviation over items), the thing a constant answer needs to vanish;
 - ``logit std / gap``: the spread of the chosen label's logit across items against the gap
@@ -32,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from migu.data.task import Task  # noqa: E402
+from migu.engine import runner  # noqa: E402
 from migu.engine.config import load_run_config, parse_overrides  # noqa: E402
 from migu.engine.families import EncoderFamily  # noqa: E402
 from migu.engine.runner import run  # noqa: E402
@@ -49,17 +50,17 @@ def feature_stats(model: torch.nn.Module, family: EncoderFamily, tasks: Sequence
         if hasattr(model, "bert")
         else model.get_submodule("base_model.model.bert.pooler")
     )
-    hook = pooler.dense.register_forward_hook(lambda m, i, o: captured.__setitem__("pre", o.detach()))
+    hook = pooler.register_forward_hook(lambda m, i, o: captured.__setitem__("pooled", o.detach()))
     try:
         rows = []
         model.eval()
         for task in tasks:
             records = list(task.test)
             answers = family.predict(model, task, records, "classify")
-            pre = captured["pre"].float()  # (N, hidden): pooler pre-activation of the last call
-            pooled = torch.tanh(pre)  # (N, hidden)
+            pooled = captured["pooled"].float()  # (N, hidden): what the head read in the last call
             batch = {
-                k: v.to(pre.device) for k, v in family._encode_prompts([(task, r) for r in records]).items()
+                k: v.to(pooled.device)
+                for k, v in family._encode_prompts([(task, r) for r in records]).items()
             }
             logits = model(**batch).logits.float()  # (N, n_union): the full head, no option mask
             top2 = logits.topk(2, dim=-1).values  # (N, 2)
@@ -85,6 +86,49 @@ def feature_stats(model: torch.nn.Module, family: EncoderFamily, tasks: Sequence
         hook.remove()
 
 
+class MeanPooler(torch.nn.Module):
+    """The mean of the token states over the attention mask, in place of BERT's [CLS] pooler.
+
+    This is how all-MiniLM-L6-v2 was trained to embed a sentence (sentence-transformers' mean
+    pooling). The pooler's dense layer is kept, unused, so that checkpoints keep their keys.
+    """
+
+    def __init__(self, pooler: torch.nn.Module) -> None:
+        super().__init__()
+        self.dense = pooler.dense
+        self.mask: torch.Tensor | None = None  # (B, L), set by a pre-hook on the encoder per call
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.mask is None:
+            raise RuntimeError("MeanPooler needs the attention mask: call the model with attention_mask=...")
+        m = self.mask.to(hidden_states.dtype).unsqueeze(-1)  # (B, L, 1)
+        return (hidden_states * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, H)
+
+
+def use_mean_pooling(model: torch.nn.Module) -> torch.nn.Module:
+    """Swap the [CLS] pooler of a ``BertForSequenceClassification`` for :class:`MeanPooler`."""
+    pooler = MeanPooler(model.bert.pooler)
+    model.bert.pooler = pooler
+
+    def stash(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        pooler.mask = kwargs.get("attention_mask")
+
+    model.bert.register_forward_pre_hook(stash, with_kwargs=True)
+    return model
+
+
+def _mean_pooled_loader(load):
+    """``load_model`` whose encoder models come back with :func:`use_mean_pooling` applied."""
+
+    def load_model(*args, **kwargs):
+        loaded = load(*args, **kwargs)
+        if loaded.family == "encoder":
+            use_mean_pooling(loaded.model)
+        return loaded
+
+    return load_model
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="folder for the runs (reused when present)")
@@ -92,6 +136,12 @@ def main() -> int:
     ap.add_argument("--method", choices=("ft", "lora"), default="ft")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--label-spaces", default="all,options", help="protocols to train, comma-separated")
+    ap.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default="cls",
+        help="what the head reads: BERT's [CLS] pooler (transformers' default) or the mean token state",
+    )
     ap.add_argument(
         "--set",
         action="append",
@@ -105,8 +155,13 @@ def main() -> int:
     if args.method == "lora":
         common += ["method.name=lora", "train.lr=1e-3"]
     common += args.set
-    suffix = "".join(f"-{o.replace('=', '')}" for o in args.set)
-    print(f"{args.method} on {args.tasks} (small preset, seed {args.seed}, overrides {args.set or 'none'})\n")
+    suffix = "".join(f"-{o.replace('=', '')}" for o in args.set) + ("-mean" if args.pooling == "mean" else "")
+    if args.pooling == "mean":  # every model the engine loads in this process, training and read-back
+        runner.load_model = _mean_pooled_loader(runner.load_model)
+    print(
+        f"{args.method} on {args.tasks} (small preset, seed {args.seed}, overrides {args.set or 'none'}, "
+        f"{args.pooling} pooling)\n"
+    )
     header = (
         f"{'model':<22} {'task':<10} {'distinct':>8} {'saturated':>9} {'feature std':>11} {'logit std':>9} "
         f"{'gap':>6} {'acc all':>7} {'acc options':>11}"

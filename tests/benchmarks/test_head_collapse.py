@@ -82,3 +82,27 @@ def test_statistics_match_an_independent_computation(encoder):
             assert row["acc_options"] == pytest.approx((best_own == gold).float().mean().item())
     finally:
         hook.remove()
+
+
+def test_mean_pooling_reads_the_masked_mean_of_the_token_states(encoder):
+    from head_collapse import use_mean_pooling
+
+    tasks, union, family, model = encoder
+    label = tasks[0].labels[0]
+    records = [{"sentence": "x", "label": label}, {"sentence": "red blue " * 40, "label": label}]
+    batch = family._encode_prompts([(tasks[0], r) for r in records])
+    assert (batch["attention_mask"] == 0).any()  # padded prompts of different lengths
+    with torch.no_grad():
+        states = model.bert(**batch).last_hidden_state  # (B, L, H), before the swap
+        mask = batch["attention_mask"]  # (B, L)
+        reference = torch.stack(
+            [states[i, mask[i].bool()].mean(0) for i in range(len(mask))]
+        )  # (B, H): each item's own tokens only
+        use_mean_pooling(model)
+        logits = model(**batch).logits  # (B, n_union)
+    expected = model.classifier(reference)  # dropout is off in eval mode
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-6)
+    assert set(model.state_dict()) >= {
+        "bert.pooler.dense.weight",
+        "bert.pooler.dense.bias",
+    }  # checkpoint keys kept
