@@ -172,7 +172,9 @@ def main() -> int:
         cfg = load_run_config(PRESET).with_overrides(
             parse_overrides([*common, f"eval.label_space={label_space}", "migu.enabled=false"])
         )
-        run_dir = args.out / f"{args.method}-{label_space}-seed{args.seed}{suffix}"
+        run_dir = (
+            args.out / f"{args.method}-{label_space}-{args.tasks.replace(',', '+')}-seed{args.seed}{suffix}"
+        )
         if not (run_dir / "state.json").exists():
             run(cfg, run_dir, show_progress=True)
         with load_trained(run_dir) as trained:
