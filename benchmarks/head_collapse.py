@@ -15,6 +15,7 @@ trained one, on every task's fixed test items:
   between the top label and the runner-up (a constant answer has a gap far above the spread).
 
     python benchmarks/head_collapse.py --out runs/head-collapse            # dbpedia -> amazon
+    python benchmarks/head_collapse.py --out runs/head-collapse --pooling mean --tasks dbpedia,amazon,yahoo
     python benchmarks/head_collapse.py --out runs/head-collapse --method lora
 
 Runs already in ``--out`` are reused (delete the folder to train again).
