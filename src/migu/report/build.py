@@ -279,7 +279,8 @@ def _paired_section(runs: list[RunRecord]) -> Section:
         if c.repeated:
             items.append(
                 Note(
-                    f"{c.a} - {c.b}: {len(c.repeated)} (sequence, seed) point(s) ran more than once; the first run read is used.",
+                    f"{c.a} - {c.b}: {len(c.repeated)} (sequence, seed) point(s) ran more than once; "
+                    "the first run read is used.",
                     "warning",
                 )
             )
