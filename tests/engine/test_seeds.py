@@ -125,9 +125,10 @@ def test_the_summary_over_seeds_against_a_hand_computation():
     line = next(x for x in text.splitlines() if x.strip().startswith("AA"))
     assert f"{statistics.fmean(diffs):+.1f} ± {statistics.stdev(diffs):.1f}" in line
     assert "per seed: +6.0 +1.0 +8.0" in line and "3 of 3 higher; larger than its spread" in line
-    # LA is the same for both: a zero difference is within its spread.
+    assert "sign-flip p 0.250" in line  # 3 of 3 the same sign: 2 of the 8 sign patterns reach the mean
+    # LA is the same for both: a zero difference is within its spread, and every pattern reaches it.
     la_line = next(x for x in text.splitlines() if x.strip().startswith("LA"))
-    assert "+0.0 ± 0.0" in la_line and "within its spread" in la_line
+    assert "+0.0 ± 0.0" in la_line and "within its spread" in la_line and "sign-flip p 1.000" in la_line
     # Only the first seed's matrices are printed; the others are pointed to.
     assert (
         text.count("after each task") == 2

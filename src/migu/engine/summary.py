@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from migu.engine.runner import RunResult
-from migu.eval.metrics import mean_std
+from migu.eval.metrics import mean_std, sign_flip_p
 
 __all__ = ["format_comparison", "format_matrix", "format_over_seeds"]
 
@@ -110,7 +110,9 @@ def format_over_seeds(results: Mapping[str, RunResult]) -> str:
     of AA, learning accuracy and BWT (in %), then each variant minus the first, paired by seed.
 
     A difference is called larger than its spread when its mean exceeds the standard deviation of
-    the per-seed differences; the per-seed values are printed so that a reader can judge.
+    the per-seed differences (a rough rule); the exact sign-flip p-value of the mean is printed
+    beside it (:func:`migu.eval.metrics.sign_flip_p`), and the per-seed values so that a reader can
+    judge.
     """
     by_variant: dict[str, dict[int, RunResult]] = {}
     for r in results.values():
@@ -159,7 +161,10 @@ def format_over_seeds(results: Mapping[str, RunResult]) -> str:
             if sd is not None:
                 verdict = "larger than its spread" if abs(mean) > sd else "within its spread"
                 higher = sum(d > 0 for d in diffs)
-                line += f" ± {sd:.1f}   per seed: {each}   ({higher} of {len(diffs)} higher; {verdict})"
+                line += (
+                    f" ± {sd:.1f}   per seed: {each}   ({higher} of {len(diffs)} higher; {verdict}; "
+                    f"sign-flip p {sign_flip_p(diffs):.3f})"
+                )
             lines.append(line)
     lines.append("run directories: " + ", ".join(str(r.run_dir) for r in results.values()))
     return "\n\n".join(parts) + "\n\n" + "\n".join(lines)

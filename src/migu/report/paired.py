@@ -18,12 +18,11 @@ every task sequence it ran (``data.order`` 1-3 count as more pairs, not as separ
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from migu.eval.metrics import sign_flip_p
 from migu.report.collect import Group, RunRecord, flatten, group_runs, mean_std
 
 __all__ = [
@@ -41,26 +40,6 @@ PAIRED_METRICS = (
     ("backward_transfer", "BWT"),
     ("learning_accuracy", "learning acc."),
 )
-
-
-def sign_flip_p(diffs: Sequence[float]) -> float:
-    """Exact two-sided p-value of the mean of paired differences under random sign flips.
-
-    Every one of the ``2 ** len(diffs)`` sign patterns is enumerated (fine up to ~20 pairs).
-
-    Returns:
-        The share of sign patterns whose mean is at least as far from zero as the observed mean;
-        NaN for no differences.
-    """
-    n = len(diffs)
-    if n == 0:
-        return float("nan")
-    observed = abs(statistics.fmean(diffs))
-    hits = 0
-    for signs in itertools.product((1.0, -1.0), repeat=n):
-        if abs(statistics.fmean(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12:
-            hits += 1
-    return hits / 2**n
 
 
 def pair_key(run: RunRecord) -> tuple[Any, tuple[str, ...], Any]:
