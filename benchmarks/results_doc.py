@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from order_table import mean_std_cell, per_task_table, table  # noqa: E402
 
+from migu.eval.metrics import sign_flip_p  # noqa: E402
 from migu.report.collect import NotARunDir, RunRecord, flatten, load_runs, mean_std  # noqa: E402
-from migu.report.paired import pair_key, sign_flip_p  # noqa: E402
+from migu.report.paired import diff_cell, pair_key  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 RESULTS = ROOT / "results"
@@ -47,12 +48,6 @@ _BLOCK = re.compile(r"(<!-- table: (?P<id>[\w-]+) -->\n)(?P<body>.*?)(<!-- end t
 
 
 # ------------------------------------------------------------------------------------------ statistics
-def diff_cell(diffs: Sequence[float]) -> str:
-    """Signed mean ± sample std of paired differences in points (the mean alone for one pair)."""
-    mean, std = mean_std(diffs)
-    return f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
-
-
 def paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]], metric: str, title: str) -> str:
     """One row per (A, B): the paired differences A - B of ``metric`` over matching (order, seed) runs."""
     by_variant: dict[str, dict[tuple, float]] = defaultdict(dict)

@@ -8,8 +8,9 @@ import pytest
 import yaml
 from fake_runs import write_fake_run
 
+from migu.eval.metrics import sign_flip_p
 from migu.report.collect import group_runs, load_runs
-from migu.report.paired import migu_comparisons, sign_flip_p
+from migu.report.paired import migu_comparisons
 
 MATRIX = [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]]
 ORDER_TASKS = {1: ("a", "b"), 2: ("b", "a")}

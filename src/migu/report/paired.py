@@ -30,8 +30,8 @@ __all__ = [
     "PairedComparison",
     "PairedSummary",
     "migu_comparisons",
+    "diff_cell",
     "pair_key",
-    "sign_flip_p",
 ]
 
 #: (metrics.json key, label) of the metrics compared, each in points (percent).
@@ -40,6 +40,12 @@ PAIRED_METRICS = (
     ("backward_transfer", "BWT"),
     ("learning_accuracy", "learning acc."),
 )
+
+
+def diff_cell(diffs: Sequence[float]) -> str:
+    """Signed mean ± sample std of paired differences, e.g. ``+1.5 ± 2.0`` (the mean alone for one)."""
+    mean, std = mean_std(diffs)
+    return f"{mean:+.1f} ± {std:.1f}" if std is not None else f"{mean:+.1f}"
 
 
 def pair_key(run: RunRecord) -> tuple[Any, tuple[str, ...], Any]:
@@ -68,7 +74,7 @@ class PairedSummary:
 
     def cell(self) -> str:
         """``+1.5 ± 2.0`` (the mean alone for one pair)."""
-        return f"{self.mean:+.1f} ± {self.std:.1f}" if self.std is not None else f"{self.mean:+.1f}"
+        return diff_cell(self.diffs)
 
 
 @dataclass
@@ -122,6 +128,10 @@ def compare(a: Group, b: Group) -> PairedComparison:
     )
 
 
+def _criterion(arm: Group) -> str:
+    return flatten(arm.runs[0].config).get("migu.criterion", "output")
+
+
 def _without(settings: dict[str, Any], drop: Any) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if not drop(k)}
 
@@ -144,14 +154,14 @@ def migu_comparisons(runs: Sequence[RunRecord]) -> list[PairedComparison]:
         for b in arms:
             if not enabled[id(b)] and _without(b.settings, lambda k: k.startswith("migu.")) == rest:
                 out.append(compare(a, b))
-        if flatten(a.runs[0].config).get("migu.criterion", "output") != "output":
+        if _criterion(a) != "output":
             continue
         rest = _without(a.settings, lambda k: k == "migu.criterion")
         for b in arms:
             if (
                 b is not a
                 and enabled[id(b)]
-                and flatten(b.runs[0].config).get("migu.criterion", "output") != "output"
+                and _criterion(b) != "output"
                 and _without(b.settings, lambda k: k == "migu.criterion") == rest
             ):
                 out.append(compare(a, b))
