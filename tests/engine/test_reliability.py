@@ -161,7 +161,9 @@ def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
     import time
 
     cfg = tiny_config(tiny_models_dir["bert"], tiny_benchmark, tmp_path)
-    cfg["train"].update(max_steps_per_task=None, epochs=200.0, checkpoint_every=0)  # 1200 steps a task
+    # 120,000 steps a task: the run cannot end on its own between the log check and the signal (a
+    # shorter run once finished in that window on a loaded CI machine and exited 0).
+    cfg["train"].update(max_steps_per_task=None, epochs=20000.0, checkpoint_every=0)
     path = tmp_path / "long.yaml"
     path.write_text(json.dumps({**cfg, "name": "long"}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -177,8 +179,13 @@ def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
     while time.time() < deadline and not (log.is_file() and "step 10/" in log.read_text()):
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it was interrupted"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("SIGINT did not stop the run within 120 s") from None
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err and "Traceback" not in err
     state = json.loads((tmp_path / "long" / "state.json").read_text())
