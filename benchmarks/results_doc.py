@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from order_table import mean_std_cell, per_task_table, table  # noqa: E402
 
+from migu.engine.rundir import atomic_write_bytes, atomic_write_text  # noqa: E402
 from migu.eval.metrics import sign_flip_p  # noqa: E402
 from migu.report.collect import NotARunDir, RunRecord, flatten, load_runs, mean_std  # noqa: E402
 from migu.report.paired import diff_cell, pair_key  # noqa: E402
@@ -740,15 +741,10 @@ def main() -> int:
     for path, figure in figures.items():
         if figure is None:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_png = path.with_suffix(".png.tmp")
-        tmp_png.write_bytes(figure)
-        tmp_png.replace(path)
+        atomic_write_bytes(path, figure)
         print(f"drew {path.relative_to(ROOT)}")
     if new != old:
-        tmp = DOC.with_suffix(".md.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(DOC)
+        atomic_write_text(DOC, new)
         print(f"rewrote {len(_BLOCK.findall(new))} table(s) in docs/results.md")
     else:
         print("docs/results.md already matches results/")
