@@ -667,7 +667,7 @@ TABLES: dict[str, Callable[[], str]] = {
     **sequence_tables("medium", MEDIUM, MEDIUM_PAIRS, LONG_CORE),
     "medium-matrix": _if_any(MEDIUM, matrix_table, LONG_CORE),
     "medium-answers": _if_any(MEDIUM, answers_table, LONG_CORE),
-    "medium-options-matrix": _if_any(MEDIUM_OPTIONS, matrix_table, LONG_CORE),
+    **sequence_tables("medium-options", MEDIUM_OPTIONS, MEDIUM_PAIRS, LONG_CORE),
     **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
     "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
     "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
