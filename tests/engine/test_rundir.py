@@ -45,3 +45,20 @@ def test_environment_info_records_the_portable_source(
     assert info["model_source"] == "weights"
     assert info["seed"] == 3
     assert "model_source" not in environment_info(3, "cpu", 1)
+
+
+def test_environment_info_records_the_processor() -> None:
+    import os
+    import platform
+
+    info = environment_info(0, "cpu", 1)
+    assert info["cpu_count"] == os.cpu_count()
+    if Path("/proc/cpuinfo").is_file():  # Linux: the first "model name" line, as the kernel reports it
+        names = [
+            line.partition(":")[2].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        assert info["cpu"] == (names[0] if names else (platform.processor() or None))
+    else:
+        assert info["cpu"] == (platform.processor() or None)

@@ -291,6 +291,22 @@ def portable_path(path: str | Path) -> str:
     return text
 
 
+def cpu_model() -> str | None:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`).
+
+    Recorded because the times quoted for a run depend on it: the same preset takes different
+    times on two machines of the same core count.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment_info(
     seed: int, device: str, num_processes: int, model_source: str | None = None
 ) -> dict[str, Any]:
@@ -311,6 +327,8 @@ def environment_info(
         "versions": versions,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
         "device": device,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "num_processes": num_processes,
