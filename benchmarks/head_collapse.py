@@ -60,8 +60,7 @@ def feature_stats(model: torch.nn.Module, family: EncoderFamily, tasks: Sequence
             answers = family.predict(model, task, records, "classify")
             pooled = captured["pooled"].float()  # (N, hidden): what the head read in the last call
             batch = {
-                k: v.to(pooled.device)
-                for k, v in family._encode_prompts([(task, r) for r in records]).items()
+                k: v.to(pooled.device) for k, v in family.encode_prompts([(task, r) for r in records]).items()
             }
             logits = model(**batch).logits.float()  # (N, n_union): the full head, no option mask
             top2 = logits.topk(2, dim=-1).values  # (N, 2)

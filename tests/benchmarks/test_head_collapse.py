@@ -65,7 +65,7 @@ def test_statistics_match_an_independent_computation(encoder):
     try:
         for task, row in zip(tasks, rows, strict=True):
             captured.clear()
-            batch = family._encode_prompts([(task, r) for r in task.test])
+            batch = family.encode_prompts([(task, r) for r in task.test])
             with torch.no_grad():
                 logits = model(**batch).logits  # (N, n_union)
             pooled = captured[0]  # (N, hidden): tanh output
@@ -90,7 +90,7 @@ def test_mean_pooling_reads_the_masked_mean_of_the_token_states(encoder):
     tasks, union, family, model = encoder
     label = tasks[0].labels[0]
     records = [{"sentence": "x", "label": label}, {"sentence": "red blue " * 40, "label": label}]
-    batch = family._encode_prompts([(tasks[0], r) for r in records])
+    batch = family.encode_prompts([(tasks[0], r) for r in records])
     assert (batch["attention_mask"] == 0).any()  # padded prompts of different lengths
     with torch.no_grad():
         states = model.bert(**batch).last_hidden_state  # (B, L, H), before the swap

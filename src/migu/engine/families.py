@@ -114,7 +114,9 @@ class Family:
                 out[i, : len(r)] = torch.tensor(r)
         return out
 
-    def _encode_prompts(self, items: Sequence[Item], left: bool = False) -> dict[str, torch.Tensor]:
+    def encode_prompts(self, items: Sequence[Item], left: bool = False) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask of the prompts of (task, record) pairs, padded to one length
+        (on the left with ``left``, for generation): the model inputs without labels."""
         rows = [self._prompt_ids(task, r["sentence"]) for task, r in items]
         ids = self._pad(rows, self.tokenizer.pad_token_id, left=left)  # (B, L)
         mask = self._pad([[1] * len(r) for r in rows], 0, left=left)  # (B, L)
@@ -188,7 +190,7 @@ class EncoderFamily(Family):
         return mask
 
     def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
-        batch = self._encode_prompts(items)
+        batch = self.encode_prompts(items)
         batch["labels"] = torch.tensor([self.label_ids[r["label"]] for _, r in items])  # (B,)
         batch["option_mask"] = torch.stack([self._option_mask(task) for task, _ in items])  # (B, n_union)
         return batch
@@ -201,7 +203,7 @@ class EncoderFamily(Family):
     @torch.no_grad()
     def predict(self, model: nn.Module, task: Task, records: Sequence[dict], metric: str) -> list[str]:
         union = list(self.label_ids)
-        batch = _to(self._encode_prompts([(task, r) for r in records]), _device(model))
+        batch = _to(self.encode_prompts([(task, r) for r in records]), _device(model))
         logits = model(**batch).logits.float()  # (B, n_union)
         logits = logits + self._option_mask(task).to(logits.device)
         return [union[i] for i in logits.argmax(-1).tolist()]
@@ -255,7 +257,7 @@ class EncoderDecoderFamily(_GenerativeFamily):
         return ids + ([eos] if eos is not None else [])
 
     def training_batch(self, items: Sequence[Item]) -> dict[str, torch.Tensor]:
-        batch = self._encode_prompts(items)
+        batch = self.encode_prompts(items)
         batch["labels"] = self._pad([self._answer_ids(r["label"]) for _, r in items], -100)  # (B, Lt)
         return batch
 
@@ -265,7 +267,7 @@ class EncoderDecoderFamily(_GenerativeFamily):
         return model(**batch).logits, batch["labels"]  # (B, Lt, V): the decoder input is labels shifted right
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
-        batch = _to(self._encode_prompts([(task, r) for r in records]), _device(model))
+        batch = _to(self.encode_prompts([(task, r) for r in records]), _device(model))
         out = model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)
 
@@ -297,7 +299,7 @@ class DecoderFamily(_GenerativeFamily):
         return logits[:, :-1], batch["labels"][:, 1:]  # (B, L-1, V), (B, L-1): views, no copy
 
     def _generate(self, model: nn.Module, task: Task, records: Sequence[dict]) -> list[str]:
-        batch = _to(self._encode_prompts([(task, r) for r in records], left=True), _device(model))
+        batch = _to(self.encode_prompts([(task, r) for r in records], left=True), _device(model))
         out = model.generate(
             **batch,
             max_new_tokens=self.max_new_tokens,
