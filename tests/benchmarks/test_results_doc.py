@@ -436,3 +436,57 @@ def test_cpt_tables_average_over_seeds_and_pair_rows_by_seed(tmp_path):
     # Mean accuracy: CPT+MIGU 65.0, 59.0; CPT 60.0, 58.0 -> +5.0, +1.0. Macro-F1: 55, 50 vs 50, 50 -> +5, 0.
     assert _cells(paired, "CPT+MIGU - CPT") == ["2", "+3.0 ± 2.8", "+2.5 ± 3.5", "+5.0, +1.0"]
     assert cpt_runs(tmp_path / "nothing here") == [] and cpt_table([]) == "(no finished run yet)"
+
+
+def test_official_parts_are_named_by_the_keys_they_set_and_placed_between_ours_and_official(tmp_path):
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import official_parts, sides_summary_table
+
+    from migu.report.collect import load_runs
+
+    official = {"targets": "all-linear", "skip_first_task": True, "keep_rule": "quantile"}
+    controls = {"LoRA+MIGU": {}, "LoRA+MIGU(official)": official}
+    aa = {("LoRA+MIGU", 0): 0.50, ("LoRA+MIGU(official)", 0): 0.40, ("LoRA+MIGU", 1): 0.60}
+    for seed in (0, 1):  # seed 1: the official run did not finish, so the part run there has no pair
+        point = tmp_path / "controls" / f"seed={seed}"
+        point.mkdir(parents=True)
+        variants = {n: {f"migu.{k}": v for k, v in o.items()} for n, o in controls.items()}
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": variants}))
+        for name, keys in controls.items():
+            if (name, seed) in aa:
+                cfg = {"seed": seed, "data": {"order": 1}, "migu": {"targets": "default", **keys}}
+                write_fake_run(
+                    point / name,
+                    cfg,
+                    [[0.1, 0.1], [0.6, 0.1], [0.5, 0.6]],
+                    metrics={
+                        "final_average_accuracy": aa[(name, seed)],
+                        "learning_accuracy": 0.6,
+                        "backward_transfer": -0.1,
+                    },
+                )
+        part = tmp_path / "parts" / f"seed={seed}"
+        part.mkdir(parents=True)
+        (part / "config.yaml").write_text(yaml.safe_dump({"variants": {"LoRA+MIGU": {}}}))
+        cfg = {"seed": seed, "data": {"order": 1}, "migu": {"targets": "all-linear"}}
+        write_fake_run(
+            part / "LoRA+MIGU",
+            cfg,
+            [[0.1, 0.1], [0.6, 0.1], [0.5, 0.6]],
+            metrics={"final_average_accuracy": 0.42, "learning_accuracy": 0.55, "backward_transfer": -0.1},
+        )
+    parts, _ = load_runs([tmp_path / "parts"])
+    ours, _ = load_runs([tmp_path / "controls"])
+    runs, pairs = official_parts(parts, ours)
+    name = "LoRA+MIGU, targets=all-linear"  # the one key the part run changed against ours
+    assert pairs == [(name, "LoRA+MIGU"), ("LoRA+MIGU(official)", name)]
+    assert sorted((r.variant, r.seed) for r in runs) == sorted(
+        [(name, 0), ("LoRA+MIGU", 0), ("LoRA+MIGU(official)", 0)]
+    )
+    table = sides_summary_table([("s", runs, pairs)], "title")
+    # AA: part 42.0 - ours 50.0 = -8.0; official 40.0 - part 42.0 = -2.0; learning 55 - 60 = -5.0.
+    assert _cells(table, "s")[:6] == [f"{name} - LoRA+MIGU", "1", "-10.0", "-5.0", "+0.0", "-8.0"]
+    assert f"| s | LoRA+MIGU(official) - {name} | 1 | -10.0 | +5.0 | +0.0 | -2.0 |" in table
