@@ -590,6 +590,101 @@ def rows_updated_table(runs: list[RunRecord]) -> str:
     return "\n".join(lines) if len(lines) > 4 else "(no finished run records it yet)"
 
 
+# ------------------------------------------------------------------------------ instruction tuning
+INSTRUCT = "instruct"
+#: LoRA+MIGU against LoRA on the instruction tasks, and on the general probes (COPA) they must not forget.
+INSTRUCT_PAIRS = (("LoRA+MIGU", "LoRA"),)
+_INSTRUCT_METRICS = (
+    ("final_average_accuracy", "AA"),
+    ("learning_accuracy", "learning acc."),
+    ("backward_transfer", "BWT"),
+)
+
+
+def general_probes(run: RunRecord) -> dict[str, tuple[float, float]]:
+    """``{probe: (accuracy before training, accuracy after the last task)}`` in % from the run's
+    ``general.json`` (written by ``eval.general``); empty when the run has none."""
+    path = Path(run.run_dir) / "general.json"
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    first, last = rows[0]["results"], rows[-1]["results"]  # row 0: before training; last: after the last task
+    return {
+        probe: (100.0 * first[probe]["acc"], 100.0 * last[probe]["acc"]) for probe in last if probe in first
+    }
+
+
+def instruct_table(runs: list[RunRecord]) -> str:
+    """Per variant, mean ± std over seeds: AA, learning accuracy and BWT on the trained tasks, and each
+    general probe's accuracy before training, after the last task, and the change (after - before)."""
+    by_variant: dict[str, list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        by_variant[run.variant or ""].append(run)
+    probes = sorted({p for run in runs for p in general_probes(run)})
+    head = [name for _, name in _INSTRUCT_METRICS]
+    for p in probes:
+        head += [f"{p} before", f"{p} after", f"{p} change"]
+    lines = [
+        "Trained tasks (AA, learning accuracy, BWT) and general probes (accuracy before training, after the "
+        "last task, change in points), %, mean ± std over seeds",
+        "",
+        "| variant | " + " | ".join(head) + " | seeds |",
+        "|---|" + "---:|" * (len(head) + 1),
+    ]
+    for variant, group in by_variant.items():
+        cells = [
+            mean_std_cell([r.metrics[m] for r in group if m in r.metrics], 100.0, 1)
+            for m, _ in _INSTRUCT_METRICS
+        ]
+        for p in probes:
+            values = [general_probes(r)[p] for r in group if p in general_probes(r)]
+            cells += [
+                mean_std_cell([before for before, _ in values], 1.0, 1),
+                mean_std_cell([after for _, after in values], 1.0, 1),
+                mean_std_cell([after - before for before, after in values], 1.0, 1),
+            ]
+        seeds = ", ".join(str(r.seed) for r in sorted(group, key=lambda r: str(r.seed)))
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {seeds} |")
+    return "\n".join(lines) if by_variant else "(no finished run yet)"
+
+
+def instruct_paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]]) -> str:
+    """Per pair (A, B) and quantity: the differences A - B in points, matched on seed, for AA, learning
+    accuracy, BWT and every general probe's accuracy after the last task."""
+    by_variant: dict[str, dict[tuple, RunRecord]] = defaultdict(dict)
+    for run in runs:
+        by_variant[run.variant or ""][pair_key(run)] = run
+    probes = sorted({p for run in runs for p in general_probes(run)})
+    lines = [
+        "Paired differences A - B in points, matched on seed",
+        "",
+        "| A - B | quantity | pairs | mean ± std | A higher / equal / lower | p (sign-flip) | differences |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for a, b in pairs:
+        keys = sorted(set(by_variant[a]) & set(by_variant[b]), key=str)
+        quantities: list[tuple[str, Callable[[RunRecord], float | None]]] = [
+            (name, lambda r, m=metric: 100.0 * r.metrics[m] if m in r.metrics else None)
+            for metric, name in _INSTRUCT_METRICS
+        ]
+        quantities += [
+            (f"{p} after the last task", lambda r, p=p: general_probes(r).get(p, (None, None))[1])
+            for p in probes
+        ]
+        for name, value in quantities:
+            values = [(value(by_variant[a][k]), value(by_variant[b][k])) for k in keys]
+            diffs = [va - vb for va, vb in values if va is not None and vb is not None]
+            if not diffs:
+                continue
+            higher, equal = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs)
+            listed = ", ".join(f"{d:+.1f}" for d in diffs)
+            lines.append(
+                f"| {a} - {b} | {name} | {len(diffs)} | {diff_cell(diffs)} | {higher} / {equal} / "
+                f"{len(diffs) - higher - equal} | {sign_flip_p(diffs):.3f} | {listed} |"
+            )
+    return "\n".join(lines) if len(lines) > 4 else "(no matched pair yet)"
+
+
 # ------------------------------------------------------------------------ continual pre-training
 #: ``migu pretrain`` runs (one folder per seed): end-task accuracy and macro-F1 of the un-pre-trained
 #: model (``base``) and of the model pre-trained on the domains in order, without and with MIGU.
@@ -732,6 +827,9 @@ TABLES: dict[str, Callable[[], str]] = {
     },
     **sequence_tables("generative", GENERATIVE, GENERATIVE_PAIRS, LONG_CORE),
     "generative-answers": _if_any(GENERATIVE, answers_table, LONG_CORE),
+    "instruct": _if_any(INSTRUCT, instruct_table, LONG_CORE),
+    "instruct-paired": _if_any(INSTRUCT, lambda r: instruct_paired_table(r, INSTRUCT_PAIRS), LONG_CORE),
+    "instruct-per-task": _if_any(INSTRUCT, per_task_table, LONG_CORE),
     "cpt": lambda: cpt_table(cpt_runs(RESULTS / CPT)),
     "cpt-paired": lambda: cpt_paired_table(cpt_runs(RESULTS / CPT)),
     "sides-summary": lambda: sides_summary_table(_summary_settings()),

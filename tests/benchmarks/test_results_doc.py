@@ -490,3 +490,59 @@ def test_official_parts_are_named_by_the_keys_they_set_and_placed_between_ours_a
     # AA: part 42.0 - ours 50.0 = -8.0; official 40.0 - part 42.0 = -2.0; learning 55 - 60 = -5.0.
     assert _cells(table, "s")[:6] == [f"{name} - LoRA+MIGU", "1", "-10.0", "-5.0", "+0.0", "-8.0"]
     assert f"| s | LoRA+MIGU(official) - {name} | 1 | -10.0 | +5.0 | +0.0 | -2.0 |" in table
+
+
+def test_instruct_tables_read_the_probe_before_training_and_after_the_last_task(tmp_path):
+    import json
+
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "report"))
+    from fake_runs import write_fake_run
+    from results_doc import instruct_paired_table, instruct_table
+
+    from migu.report.collect import load_runs
+
+    # (variant, seed) -> (AA, learning accuracy, BWT), COPA accuracy before, after task a, after task b
+    runs = {
+        ("LoRA", 0): ((0.60, 0.65, -0.05), (0.636, 0.500, 0.612)),
+        ("LoRA", 1): ((0.62, 0.64, -0.03), (0.636, 0.700, 0.618)),
+        ("LoRA+MIGU", 0): ((0.55, 0.60, -0.08), (0.636, 0.500, 0.626)),
+        ("LoRA+MIGU", 1): ((0.57, 0.58, -0.02), (0.636, 0.700, 0.640)),
+    }
+    for (variant, seed), ((aa, la, bwt), copa) in runs.items():
+        point = tmp_path / f"seed={seed}"
+        point.mkdir(exist_ok=True)
+        (point / "config.yaml").write_text(yaml.safe_dump({"variants": {"LoRA": {}, "LoRA+MIGU": {}}}))
+        metrics = {"final_average_accuracy": aa, "learning_accuracy": la, "backward_transfer": bwt}
+        run = write_fake_run(
+            point / variant, {"seed": seed}, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics=metrics
+        )
+        rows = [
+            {"row": name, "results": {"copa": {"acc": acc, "acc_norm": 0.0, "n": 500}}}
+            for name, acc in zip(("before training", "after a", "after b"), copa, strict=True)
+        ]
+        (run / "general.json").write_text(json.dumps({"probes": ["copa"], "rows": rows}))
+    loaded = load_runs([tmp_path])[0]
+
+    table = instruct_table(loaded)
+    # AA, LA, BWT, copa before, copa after the last task (not after task a), change; seeds
+    assert _cells(table, "LoRA") == [
+        "61.0 ± 1.4",
+        "64.5 ± 0.7",
+        "-4.0 ± 1.4",
+        "63.6 ± 0.0",
+        "61.5 ± 0.4",
+        "-2.1 ± 0.4",
+        "0, 1",
+    ]
+    assert _cells(table, "LoRA+MIGU")[4:] == ["63.3 ± 1.0", "-0.3 ± 1.0", "0, 1"]
+
+    paired = instruct_paired_table(loaded, (("LoRA+MIGU", "LoRA"),))
+    rows = {
+        line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:-1]]
+        for line in paired.splitlines()[4:]
+    }
+    assert rows["AA"] == ["2", "-5.0 ± 0.0", "0 / 0 / 2", "0.500", "-5.0, -5.0"]
+    assert rows["BWT"] == ["2", "-1.0 ± 2.8", "1 / 0 / 1", "1.000", "-3.0, +1.0"]
+    assert rows["copa after the last task"] == ["2", "+1.8 ± 0.6", "2 / 0 / 0", "0.500", "+1.4, +2.2"]
