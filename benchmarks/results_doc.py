@@ -602,16 +602,16 @@ _INSTRUCT_METRICS = (
 
 
 def general_probes(run: RunRecord) -> dict[str, tuple[float, float]]:
-    """``{probe: (accuracy before training, accuracy after the last task)}`` in % from the run's
-    ``general.json`` (written by ``eval.general``); empty when the run has none."""
-    path = Path(run.run_dir) / "general.json"
-    if not path.is_file():
-        return {}
-    rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
-    first, last = rows[0]["results"], rows[-1]["results"]  # row 0: before training; last: after the last task
-    return {
-        probe: (100.0 * first[probe]["acc"], 100.0 * last[probe]["acc"]) for probe in last if probe in first
-    }
+    """``{probe: (accuracy before training, accuracy after the last task)}`` in %, from the
+    ``general/<probe>/acc_before`` and ``general/<probe>/acc`` keys ``eval.general`` writes to
+    ``metrics.json``; empty when the run scored no probe (or not before training)."""
+    out = {}
+    for key, after in run.metrics.items():
+        probe, sep, rest = key.removeprefix("general/").partition("/")
+        before = run.metrics.get(f"general/{probe}/acc_before")
+        if key.startswith("general/") and sep and rest == "acc" and before is not None and after is not None:
+            out[probe] = (100.0 * before, 100.0 * after)
+    return out
 
 
 def instruct_table(runs: list[RunRecord]) -> str:

@@ -493,14 +493,13 @@ def test_official_parts_are_named_by_the_keys_they_set_and_placed_between_ours_a
 
 
 def test_instruct_tables_read_the_probe_before_training_and_after_the_last_task(tmp_path):
-    import json
-
     import yaml
 
     sys.path.insert(0, str(ROOT / "tests" / "report"))
     from fake_runs import write_fake_run
     from results_doc import instruct_paired_table, instruct_table
 
+    from migu.eval.general import general_metrics
     from migu.report.collect import load_runs
 
     # (variant, seed) -> (AA, learning accuracy, BWT), COPA accuracy before, after task a, after task b
@@ -514,15 +513,11 @@ def test_instruct_tables_read_the_probe_before_training_and_after_the_last_task(
         point = tmp_path / f"seed={seed}"
         point.mkdir(exist_ok=True)
         (point / "config.yaml").write_text(yaml.safe_dump({"variants": {"LoRA": {}, "LoRA+MIGU": {}}}))
+        # the probe keys as the engine writes them to metrics.json (row 0: before training)
+        probe_rows = [{"copa": {"acc": acc, "acc_norm": 0.0, "n": 500}} for acc in copa]
         metrics = {"final_average_accuracy": aa, "learning_accuracy": la, "backward_transfer": bwt}
-        run = write_fake_run(
-            point / variant, {"seed": seed}, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics=metrics
-        )
-        rows = [
-            {"row": name, "results": {"copa": {"acc": acc, "acc_norm": 0.0, "n": 500}}}
-            for name, acc in zip(("before training", "after a", "after b"), copa, strict=True)
-        ]
-        (run / "general.json").write_text(json.dumps({"probes": ["copa"], "rows": rows}))
+        metrics.update(general_metrics(probe_rows, ["copa"]))
+        write_fake_run(point / variant, {"seed": seed}, [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]], metrics=metrics)
     loaded = load_runs([tmp_path])[0]
 
     table = instruct_table(loaded)

@@ -162,3 +162,27 @@ def test_metrics_table_shows_the_share_of_other_task_answers_where_recorded(tmp_
     column = per_group.headers.index("other-task answers")
     assert {r[0]: r[column] for r in per_group.rows} == {"FT+MIGU": "30.0 ± 7.1", "FT": "-"}
     assert sorted(r[column] for r in per_run.rows) == ["-", "25.0", "35.0"]
+
+
+def test_metrics_table_shows_each_general_probe_before_after_and_its_forgetting(tmp_path):
+    from fake_runs import write_fake_run
+
+    from migu.eval.general import general_metrics
+    from migu.report import ReportOptions, build_report
+
+    matrix = [[0.1, 0.2], [0.9, 0.3], [0.6, 0.8]]
+    for seed, copa in ((0, (0.64, 0.70, 0.60)), (1, (0.64, 0.50, 0.62))):  # before, after a, after b
+        metrics = {"final_average_accuracy": 0.7}
+        metrics.update(
+            general_metrics([{"copa": {"acc": a, "acc_norm": a, "n": 500}} for a in copa], ["copa"])
+        )
+        write_fake_run(
+            tmp_path / "runs" / f"m{seed}", {"seed": seed, "migu": {"enabled": True}}, matrix, metrics=metrics
+        )
+    write_fake_run(tmp_path / "runs" / "ft", {"seed": 0, "migu": {"enabled": False}}, matrix)  # no probe
+    result = build_report([tmp_path / "runs"], tmp_path / "out", ReportOptions(analysis=False))
+    per_group, _ = next(s for s in result.sections if s.id == "metrics").items
+    cols = [per_group.headers.index(h) for h in ("copa before", "copa after", "copa forgetting")]
+    rows = {r[0]: [r[c] for c in cols] for r in per_group.rows}
+    # after = the last task's row (60, 62), not the middle one; forgetting = before - after (4, 2)
+    assert rows == {"FT+MIGU": ["64.0 ± 0.0", "61.0 ± 1.4", "3.0 ± 1.4"], "FT": ["-", "-", "-"]}

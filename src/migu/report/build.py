@@ -165,11 +165,35 @@ def _runs_section(groups: list[Group], left_out: list[tuple[Path, str]], bases: 
     )
 
 
+def _probe_metrics(groups: list[Group]) -> list[tuple[str, str, bool]]:
+    """Columns for the general-ability probes any run scored (``eval.general``): accuracy before
+    training, after the last task, and the forgetting between them."""
+    probes = sorted(
+        {
+            key.split("/")[1]
+            for g in groups
+            for r in g.runs
+            for key in r.metrics
+            if key.startswith("general/") and key.endswith("/acc") and key.count("/") == 2
+        }
+    )
+    return [
+        column
+        for p in probes
+        for column in (
+            (f"general/{p}/acc_before", f"{p} before", True),
+            (f"general/{p}/acc", f"{p} after", True),
+            (f"general/{p}/forgetting", f"{p} forgetting", True),
+        )
+    ]
+
+
 def _metrics_section(groups: list[Group]) -> Section:
-    headers = ["group", "runs", *[label for _, label, _ in _METRICS]]
+    columns = [*_METRICS, *_probe_metrics(groups)]
+    headers = ["group", "runs", *[label for _, label, _ in columns]]
     rows = []
     for g in groups:
-        rows.append([g.label, str(len(g.runs))] + [_mean_pm(g.metric_values(k), p) for k, _, p in _METRICS])
+        rows.append([g.label, str(len(g.runs))] + [_mean_pm(g.metric_values(k), p) for k, _, p in columns])
     per_run = []
     for g in groups:
         for r in g.runs:
@@ -177,7 +201,7 @@ def _metrics_section(groups: list[Group]) -> Section:
                 [g.label, str(r.seed)]
                 + [
                     _fmt(r.metrics.get(k) if isinstance(r.metrics.get(k), int | float) else None, p)
-                    for k, _, p in _METRICS
+                    for k, _, p in columns
                 ]
             )
     return Section(
@@ -188,7 +212,9 @@ def _metrics_section(groups: list[Group]) -> Section:
         "right after learning it; AIA: average incremental accuracy (all in percent, formulas in the README); "
         "rows updated: the fraction of MIGU's target rows updated per step (1 without MIGU); other-task "
         "answers: the share of the final evaluation's answers that name a label of another task of the "
-        "sequence only, how a model without task labels forgets (- where the run did not record it).",
+        "sequence only, how a model without task labels forgets (- where the run did not record it). "
+        "Runs with eval.general add, per probe, its accuracy before training, after the last task, and "
+        "the forgetting between them (before - after: positive when the model lost accuracy).",
         [Table(headers, rows, "per group"), Table(["group", "seed", *headers[2:]], per_run, "per run")],
     )
 
