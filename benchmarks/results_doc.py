@@ -861,6 +861,11 @@ def _summary_settings() -> list[tuple[str, list[RunRecord], Sequence[tuple[str, 
         ),
         ("Long, options head, MiniLM", complete_pairs(_runs(LONG), LONG_CORE), _MIGU_PAIRS),
         ("Standard, generative, SmolLM2", complete_pairs(_runs(GENERATIVE), LONG_CORE), _MIGU_PAIRS),
+        (
+            "Instruction tuning, option ranking, SmolLM2",
+            complete_pairs(_runs(INSTRUCT), LONG_CORE),
+            _MIGU_PAIRS,
+        ),
     ]
 
 
