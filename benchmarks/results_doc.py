@@ -66,17 +66,19 @@ def paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]], metric
     for a, b in pairs:
         keys = sorted(set(by_variant[a]) & set(by_variant[b]), key=str)
         diffs = [by_variant[a][k] - by_variant[b][k] for k in keys]
-        if not diffs:
-            continue
-        spread = diff_cell(diffs)
-        better = sum(d > 0 for d in diffs)
-        equal = sum(d == 0 for d in diffs)
-        listed = ", ".join(f"{d:+.1f}" for d in diffs)
-        lines.append(
-            f"| {a} - {b} | {len(diffs)} | {spread} | {better} / {equal} / {len(diffs) - better - equal} "
-            f"| {sign_flip_p(diffs):.3f} | {listed} |"
-        )
+        if diffs:
+            lines.append(f"| {a} - {b} | {_diff_cells(diffs)} |")
     return "\n".join(lines)
+
+
+def _diff_cells(diffs: Sequence[float]) -> str:
+    """The cells of one paired row: pairs | mean ± std | higher / equal / lower | p | each difference."""
+    higher, equal = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs)
+    listed = ", ".join(f"{d:+.1f}" for d in diffs)
+    return (
+        f"{len(diffs)} | {diff_cell(diffs)} | {higher} / {equal} / {len(diffs) - higher - equal} "
+        f"| {sign_flip_p(diffs):.3f} | {listed}"
+    )
 
 
 def seed_spread_table(runs: list[RunRecord], metric: str, title: str) -> str:
@@ -674,14 +676,8 @@ def instruct_paired_table(runs: list[RunRecord], pairs: Sequence[tuple[str, str]
         for name, value in quantities:
             values = [(value(by_variant[a][k]), value(by_variant[b][k])) for k in keys]
             diffs = [va - vb for va, vb in values if va is not None and vb is not None]
-            if not diffs:
-                continue
-            higher, equal = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs)
-            listed = ", ".join(f"{d:+.1f}" for d in diffs)
-            lines.append(
-                f"| {a} - {b} | {name} | {len(diffs)} | {diff_cell(diffs)} | {higher} / {equal} / "
-                f"{len(diffs) - higher - equal} | {sign_flip_p(diffs):.3f} | {listed} |"
-            )
+            if diffs:
+                lines.append(f"| {a} - {b} | {name} | {_diff_cells(diffs)} |")
     return "\n".join(lines) if len(lines) > 4 else "(no matched pair yet)"
 
 
