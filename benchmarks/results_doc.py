@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from order_table import mean_std_cell, per_task_table, table  # noqa: E402
 
 from migu.engine.rundir import atomic_write_bytes, atomic_write_text  # noqa: E402
+from migu.eval.general import probe_names  # noqa: E402
 from migu.eval.metrics import sign_flip_p  # noqa: E402
 from migu.report.collect import NotARunDir, RunRecord, flatten, load_runs, mean_std  # noqa: E402
 from migu.report.paired import diff_cell, pair_key  # noqa: E402
@@ -608,10 +609,12 @@ def general_probes(run: RunRecord) -> dict[str, tuple[float, float]]:
     ``general/<probe>/acc_before`` and ``general/<probe>/acc`` keys ``eval.general`` writes to
     ``metrics.json``; empty when the run scored no probe (or not before training)."""
     out = {}
-    for key, after in run.metrics.items():
-        probe, sep, rest = key.removeprefix("general/").partition("/")
-        before = run.metrics.get(f"general/{probe}/acc_before")
-        if key.startswith("general/") and sep and rest == "acc" and before is not None and after is not None:
+    for probe in probe_names(run.metrics):
+        before, after = (
+            run.metrics.get(f"general/{probe}/acc_before"),
+            run.metrics.get(f"general/{probe}/acc"),
+        )
+        if before is not None and after is not None:
             out[probe] = (100.0 * before, 100.0 * after)
     return out
 

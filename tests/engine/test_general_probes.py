@@ -21,7 +21,7 @@ from migu.data.multiple_choice import load_copa, load_multiple_choice
 from migu.engine.config import ConfigError, load_run_config, run_config_from_dict
 from migu.engine.runner import resume_run, run
 from migu.engine.trained import evaluate_run
-from migu.eval.general import check_general_entry, general_metrics
+from migu.eval.general import check_general_entry, general_metrics, probe_names
 
 COPA = [
     ("cause", "the dog ran.", "the cat sat.", "the red dog barked.", "B"),
@@ -221,6 +221,13 @@ def test_general_metrics_by_hand():
     assert math.isclose(m["general/a/forgetting"], 0.2)
     assert general_metrics(rows[:1], ["a"])["general/a/forgetting"] is None  # nothing trained yet
     assert general_metrics([], ["a"]) == {}
+
+
+def test_probe_names_reads_back_the_probes_general_metrics_wrote():
+    rows = [{p: {"acc": 0.5, "acc_norm": 0.5, "n": 4} for p in ("copa", "boolq")}] * 2
+    metrics = {"aa": 50.0, "general/x": 1.0, "general//acc": 0.1, **general_metrics(rows, ["copa", "boolq"])}
+    assert probe_names(metrics) == ["boolq", "copa"]  # sorted; "general/x" and an empty name are not probes
+    assert probe_names({"aa": 50.0, "bwt": -1.0}) == []
 
 
 def test_dotted_overrides_walk_into_mapping_fields():

@@ -112,6 +112,18 @@ def _acc(row: Mapping[str, Any] | None, name: str, key: str = "acc") -> float | 
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
+def probe_names(metrics: Mapping[str, Any]) -> list[str]:
+    """The probes a run's flat metrics hold (the ``general/<name>/acc`` keys ``general_metrics``
+    writes), sorted; empty for a run without ``eval.general``."""
+    names = set()
+    for key in metrics:
+        prefix, _, rest = key.partition("/")
+        name, _, field = rest.partition("/")
+        if prefix == "general" and name and field == "acc":
+            names.add(name)
+    return sorted(names)
+
+
 def general_metrics(
     rows: Sequence[Mapping[str, Any] | None], names: Sequence[str]
 ) -> dict[str, float | None]:

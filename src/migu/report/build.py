@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migu.eval.general import probe_names
 from migu.report import plots
 from migu.report.collect import Group, RunRecord, group_runs, load_runs, mean_std
 from migu.report.html import Image, Note, Section, Table, render_html, render_markdown
@@ -168,15 +169,7 @@ def _runs_section(groups: list[Group], left_out: list[tuple[Path, str]], bases: 
 def _probe_metrics(groups: list[Group]) -> list[tuple[str, str, bool]]:
     """Columns for the general-ability probes any run scored (``eval.general``): accuracy before
     training, after the last task, and the forgetting between them."""
-    probes = sorted(
-        {
-            key.split("/")[1]
-            for g in groups
-            for r in g.runs
-            for key in r.metrics
-            if key.startswith("general/") and key.endswith("/acc") and key.count("/") == 2
-        }
-    )
+    probes = sorted({p for g in groups for r in g.runs for p in probe_names(r.metrics)})
     return [
         column
         for p in probes
