@@ -490,6 +490,8 @@ LONG_PAIRS = (
     ("IncLoRA+MIGU", "IncLoRA"),
     ("O-LoRA+MIGU", "O-LoRA"),
     ("LoRA+replay+MIGU", "LoRA+replay"),
+    ("LoRA+replay+MIGU-T0.7", "LoRA+replay"),
+    ("LoRA+replay+MIGU-T0.7", "LoRA+replay+MIGU"),
     ("OSF", "FT"),
     ("FT+MIGU", "OSF"),
 )
