@@ -167,12 +167,20 @@ def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
     path = tmp_path / "long.yaml"
     path.write_text(json.dumps({**cfg, "name": "long"}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def default_sigint() -> None:
+        # The child must start with Ctrl-C live, as from a terminal: a shell starts background jobs
+        # with SIGINT ignored, and both an ignored disposition and a blocked mask survive exec.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "migu.cli", "run", str(path), "--no-progress"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     log = tmp_path / "long" / "log.txt"
     deadline = time.time() + 240
