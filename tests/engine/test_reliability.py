@@ -183,14 +183,18 @@ def test_sigint_marks_the_run_interrupted_with_one_line_and_exit_130(
         preexec_fn=default_sigint,
     )
     log = tmp_path / "long" / "log.txt"
+
+    def training() -> bool:
+        return log.is_file() and "step 10/" in log.read_text()
+
     deadline = time.time() + 240
-    while time.time() < deadline and not (log.is_file() and "step 10/" in log.read_text()):
+    while time.time() < deadline and not training():
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it was interrupted"
     # Interrupt only a run that is training: a signal sent before the first steps would test
     # start-up, not migu's Ctrl-C handling, and a timeout here should say which of the two hung.
-    if "step 10/" not in (log.read_text() if log.is_file() else ""):
+    if not training():
         proc.kill()
         raise AssertionError("the run did not reach step 10 within 240 s (machine overloaded?)")
     proc.send_signal(signal.SIGINT)
